@@ -1,0 +1,130 @@
+"""The training configuration: one frozen dataclass, validated before anything compiles.
+
+Fields that fix array shapes or program structure are static; the numeric
+hyper-parameters collected by ``TrainConfig.hyperparams`` are traced, so one compile
+can ``vmap`` over many values of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import jax.numpy as jnp
+
+
+class HyperParams(NamedTuple):
+    """Traced hyper-parameters: scalars, or arrays with a leading axis to vmap over."""
+
+    learning_rate: jnp.ndarray | float
+    gamma: jnp.ndarray | float
+    ent_coef: jnp.ndarray | float
+    vf_coef: jnp.ndarray | float
+    max_grad_norm: jnp.ndarray | float
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """REINFORCE on a gymnax environment, many environments per update."""
+
+    env: str = "CartPole-v1"
+    """Environment name (see `reinforce_jax.envs.available_envs()`)."""
+    num_envs: int = 48
+    """Parallel environments per seed; in episodic mode, episodes per update."""
+    num_updates: int = 150
+    """Policy updates per seed."""
+    rollout: Literal["episodic", "fixed"] = "episodic"
+    """episodic: every env plays one whole episode from reset per update (exact
+    Monte-Carlo). fixed: `horizon` steps with auto-reset; unfinished tails are
+    bootstrapped with the baseline, or dropped without one."""
+    horizon: int = 0
+    """Steps per update. episodic: 0 means the env's time limit (a smaller value cuts
+    episodes there, as a truncation). fixed: 0 means 128."""
+    learning_rate: float = 5e-3
+    """Adam step size (traced)."""
+    gamma: float = 0.99
+    """Discount in [0, 1] (traced)."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient, >= 0 (traced)."""
+    vf_coef: float = 0.5
+    """Value-loss coefficient, >= 0, used with a baseline (traced)."""
+    max_grad_norm: float = 0.5
+    """Global-norm gradient clip, torch-style; inf disables it (traced)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths; () gives a linear policy."""
+    activation: Literal["tanh", "relu", "sigmoid", "elu", "gelu"] = "tanh"
+    """Hidden activation."""
+    baseline: Literal["none", "shared", "separate"] = "none"
+    """Value baseline: none, a head on the policy backbone, or a separate network."""
+    log_std: Literal["state", "free"] = "state"
+    """Gaussian policies: state-dependent clamped log-std head, or one free parameter."""
+    log_std_min: float = -20.0
+    """Lower clamp of a state-dependent log-std."""
+    log_std_max: float = 2.0
+    """Upper clamp of a state-dependent log-std."""
+    normalize_returns: Literal["none", "batch", "episode"] = "batch"
+    """(G - mean) / (unbiased std + 1e-8) over the whole batch, per episode, or not."""
+    return_mode: Literal["reward_to_go", "episode"] = "reward_to_go"
+    """Weight each log-prob by the reward-to-go G_t, or by the whole-episode return G_0."""
+    gamma_t_weighting: bool = False
+    """Multiply step t's term by gamma^t (Sutton & Barto's update, seed 001)."""
+    reduction: Literal["mean", "sum"] = "mean"
+    """Loss reduction over valid steps."""
+
+    @property
+    def hyperparams(self) -> HyperParams:
+        return HyperParams(self.learning_rate, self.gamma, self.ent_coef, self.vf_coef,
+                           self.max_grad_norm)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``ValueError`` naming the first bad field, its value and what is allowed."""
+        from reinforce_jax.envs import make_env
+
+        make_env(self.env)
+        _check_int(self, "num_envs", 1)
+        _check_int(self, "num_updates", 1)
+        _check_int(self, "horizon", 0)
+        _check_choice(self, "rollout", ("episodic", "fixed"))
+        _check_choice(self, "activation", ("tanh", "relu", "sigmoid", "elu", "gelu"))
+        _check_choice(self, "baseline", ("none", "shared", "separate"))
+        _check_choice(self, "log_std", ("state", "free"))
+        _check_choice(self, "normalize_returns", ("none", "batch", "episode"))
+        _check_choice(self, "return_mode", ("reward_to_go", "episode"))
+        _check_choice(self, "reduction", ("mean", "sum"))
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
+                and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate={self.learning_rate!r}; allowed: a finite number > 0")
+        if not (0.0 <= self.gamma <= 1.0):
+            raise ValueError(f"gamma={self.gamma!r}; allowed: 0 <= gamma <= 1")
+        for name in ("ent_coef", "vf_coef"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name}={value!r}; allowed: a finite number >= 0")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm={self.max_grad_norm!r}; allowed: > 0 (inf = no clip)")
+        if any((not isinstance(h, int)) or h < 1 for h in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes={self.hidden_sizes!r}; allowed: integers >= 1")
+        if not self.log_std_min < self.log_std_max:
+            raise ValueError(f"log_std_min={self.log_std_min!r}, log_std_max={self.log_std_max!r};"
+                             " allowed: log_std_min < log_std_max")
+        if self.rollout == "fixed" and self.normalize_returns == "episode":
+            raise ValueError("normalize_returns='episode' with rollout='fixed'; allowed: 'none' or"
+                             " 'batch' (a fixed window has no whole episodes to normalize)")
+        return self
+
+
+def _check_int(cfg: TrainConfig, name: str, low: int) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r}; allowed: an integer >= {low}")
+
+
+def _check_choice(cfg: TrainConfig, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; allowed: {', '.join(allowed)}")

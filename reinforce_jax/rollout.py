@@ -1,0 +1,137 @@
+"""Vectorized rollouts: ``num_envs`` gymnax environments stepped together under ``lax.scan``.
+
+Two episode-boundary modes (see SPEC "Episode boundaries"):
+
+* episodic (``auto_reset=False``): every env starts from reset and plays one episode;
+  steps after its end are marked invalid. If the window ends first, the last step is
+  marked truncated. This is the exact Monte-Carlo estimator.
+* fixed horizon (``auto_reset=True``): envs auto-reset and the carry persists across
+  updates; an episode may straddle windows.
+
+``terminated`` (a terminal state, value 0) and ``truncated`` (a time limit, the state
+still has value) are kept apart throughout.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from reinforce_jax import distributions as D
+
+
+class EnvCarry(NamedTuple):
+    """Per-env state carried between steps (and, in fixed mode, between updates)."""
+
+    obs: jax.Array  # [N, *obs_shape]
+    state: Any  # gymnax env state, leaves [N, ...]
+    alive: jax.Array  # bool [N]: the current episode has not ended (episodic mode)
+    step: jax.Array  # int32 [N]: steps taken in the current episode
+    ret: jax.Array  # float [N]: undiscounted return so far in the current episode
+
+
+class Transition(NamedTuple):
+    """One rollout, time-major: every field is [T, N, ...]."""
+
+    obs: jax.Array  # observation the action was chosen from
+    action: jax.Array  # int32 [T, N] or float [T, N, D]
+    reward: jax.Array  # float [T, N]; 0 on invalid steps
+    terminated: jax.Array  # bool [T, N]
+    truncated: jax.Array  # bool [T, N]
+    valid: jax.Array  # bool [T, N]: the step belongs to an episode (not padding)
+    step: jax.Array  # int32 [T, N]: index of the step inside its episode
+    next_obs: jax.Array  # observation reached (before any auto-reset)
+    episode_return: jax.Array  # float [T, N]: the finished episode's return where it ends
+    episode_length: jax.Array  # int32 [T, N]: the finished episode's length where it ends
+
+
+def sample_action(key: jax.Array, dist_params: Any, discrete: bool) -> jax.Array:
+    """Sample from the policy output: logits [..., A] or (mean, log_std) [..., D]."""
+    if discrete:
+        return D.sample_categorical(key, dist_params)
+    mean, log_std = dist_params
+    return D.sample_normal(key, mean, log_std)
+
+
+def reset_envs(key: jax.Array, env: Any, env_params: Any, num_envs: int) -> EnvCarry:
+    """Reset ``num_envs`` envs with independent keys."""
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs),
+                                                         env_params)
+    return EnvCarry(obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs, jnp.int32),
+                    jnp.zeros(num_envs, obs.dtype))
+
+
+def rollout(
+    key: jax.Array,
+    policy_fn: Callable[[jax.Array], Any],
+    env: Any,
+    env_params: Any,
+    carry: EnvCarry,
+    num_steps: int,
+    discrete: bool,
+    auto_reset: bool,
+) -> tuple[EnvCarry, Transition]:
+    """Step all envs ``num_steps`` times with actions from ``policy_fn(obs) -> dist_params``.
+
+    Args:
+      key: PRNG key for actions and env transitions.
+      policy_fn: maps obs [N, ...] to logits [N, A] or (mean, log_std) [N, D].
+      carry: from ``reset_envs`` (episodic) or the previous window (fixed).
+      num_steps: T, static.
+      discrete: whether actions are categorical.
+      auto_reset: fixed-horizon mode (True) or one episode per env (False).
+
+    Returns:
+      ``(carry, transitions)`` with transitions [T, N, ...].
+    """
+    num_envs = carry.alive.shape[0]
+    step_fn = jax.vmap(env.step if auto_reset else env.step_env, in_axes=(0, 0, 0, None))
+    truncated_fn = jax.vmap(env.is_truncated, in_axes=(0, None))
+
+    def one_step(c: EnvCarry, key_t: jax.Array):
+        key_action, key_env = jax.random.split(key_t)
+        action = sample_action(key_action, policy_fn(c.obs), discrete)
+        keys_env = jax.random.split(key_env, num_envs)
+        if auto_reset:
+            obs, state, reward, terminated, truncated, info = step_fn(keys_env, c.state, action,
+                                                                      env_params)
+            next_obs = info["final_observation"]
+            valid = jnp.ones_like(c.alive)
+        else:
+            obs, state, reward, terminated, _ = step_fn(keys_env, c.state, action, env_params)
+            truncated = truncated_fn(state, env_params)
+            next_obs = obs
+            valid = c.alive
+        terminated = terminated & valid
+        truncated = truncated & valid & ~terminated
+        done = terminated | truncated
+        reward = jnp.where(valid, reward, 0.0).astype(c.ret.dtype)
+        ret = c.ret + reward
+        length = c.step + 1
+        transition = Transition(
+            obs=c.obs, action=action, reward=reward, terminated=terminated,
+            truncated=truncated, valid=valid, step=c.step, next_obs=next_obs,
+            episode_return=jnp.where(done, ret, 0.0),
+            episode_length=jnp.where(done, length, 0),
+        )
+        new = EnvCarry(
+            obs=obs, state=state,
+            alive=c.alive if auto_reset else c.alive & ~done,
+            step=jnp.where(done, 0, length), ret=jnp.where(done, 0.0, ret),
+        )
+        return new, transition
+
+    carry, traj = jax.lax.scan(one_step, carry, jax.random.split(key, num_steps))
+    if not auto_reset:
+        # Episodes still running when the window closes are cut there: a truncation.
+        cut = carry.alive
+        traj = traj._replace(
+            truncated=traj.truncated.at[-1].set(traj.truncated[-1] | cut),
+            episode_return=traj.episode_return.at[-1].set(
+                jnp.where(cut, carry.ret, traj.episode_return[-1])),
+            episode_length=traj.episode_length.at[-1].set(
+                jnp.where(cut, carry.step, traj.episode_length[-1])),
+        )
+    return carry, traj

@@ -1,0 +1,61 @@
+"""Statistics over seeds: mean, interquartile mean and bootstrap confidence intervals.
+
+Everything here takes one value per seed (NaNs from diverged seeds must be removed by
+the caller, who reports how many) and uses a seeded numpy generator, so the numbers
+in a summary are reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Interquartile mean: the mean of the middle 50% (25% trimmed from each end)."""
+    x = np.sort(np.asarray(x, np.float64), axis=axis)
+    n = x.shape[axis]
+    cut = int(0.25 * n)
+    return np.take(x, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def bootstrap_ci(
+    x: np.ndarray,
+    statistic=np.mean,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic`` over a 1-D sample of seeds."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"bootstrap_ci needs a non-empty 1-D sample; got shape {x.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(num_resamples, x.size))
+    stats = statistic(x[idx], axis=-1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap_ci_curve(
+    curves: np.ndarray, confidence: float = 0.95, num_resamples: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise bootstrap CI of the mean of ``curves`` [seeds, steps] -> two [steps]."""
+    curves = np.asarray(curves, np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, curves.shape[0], size=(num_resamples, curves.shape[0]))
+    means = curves[idx].mean(axis=1)  # [resamples, steps]
+    alpha = (1.0 - confidence) / 2.0
+    return np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
+
+
+def summarize(values: np.ndarray) -> dict[str, float | int]:
+    """Mean, IQM and 95% bootstrap CI of the mean over the finite values."""
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    out: dict[str, float | int] = {"n": int(finite.size), "excluded": int(values.size - finite.size)}
+    if finite.size == 0:
+        return out
+    low, high = bootstrap_ci(finite) if finite.size > 1 else (float(finite[0]),) * 2
+    out.update(mean=float(finite.mean()), iqm=float(iqm(finite)), ci_low=low, ci_high=high)
+    return out

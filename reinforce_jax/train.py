@@ -1,0 +1,198 @@
+"""The pure training program: ``make_train(config) -> train(key) -> (state, metrics)``.
+
+``jax.jit(jax.vmap(make_train(cfg)))(keys)`` trains one independent agent per key.
+Nothing in here reduces over the seed axis, so a diverging seed cannot touch another.
+``Trainer`` exposes the same program in pieces (init, one chunk of updates) for the
+host-side driver in ``reinforce_jax.driver``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from reinforce_jax import distributions as D
+from reinforce_jax import returns as R
+from reinforce_jax.config import HyperParams, TrainConfig
+from reinforce_jax.envs import EnvSpec, make_env
+from reinforce_jax.losses import reinforce_objective
+from reinforce_jax.optim import clip_by_global_norm_torch, make_adam
+from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
+from reinforce_jax.rollout import EnvCarry, Transition, reset_envs, rollout
+
+FIXED_DEFAULT_HORIZON = 128
+
+
+class RunnerState(NamedTuple):
+    """Everything one seed carries from update to update."""
+
+    params: Any
+    opt_state: Any
+    env: EnvCarry  # persists across updates in fixed mode; unused in episodic mode
+    key: jax.Array
+    last_return: jax.Array  # most recent mean finished-episode return (for metrics)
+    last_length: jax.Array
+
+
+METRIC_NAMES = ("episode_return", "episode_length", "episodes", "env_steps", "loss",
+                "pg_loss", "value_loss", "entropy", "grad_norm")
+
+
+def make_policy(config: TrainConfig, spec: EnvSpec):
+    """The flax module for ``config`` on an env with ``spec``."""
+    if spec.discrete:
+        return DiscretePolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
+                              config.baseline)
+    return GaussianPolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
+                          config.baseline, config.log_std, config.log_std_min,
+                          config.log_std_max)
+
+
+def log_prob_and_entropy(dist_params: Any, actions: jax.Array, discrete: bool):
+    """Per-step log pi(a|s) and entropy, [T, N] each."""
+    if discrete:
+        return D.categorical_log_prob(dist_params, actions), D.categorical_entropy(dist_params)
+    mean, log_std = dist_params
+    return D.normal_log_prob(mean, log_std, actions), D.normal_entropy(log_std)
+
+
+def compute_targets(
+    config: TrainConfig,
+    traj: Transition,
+    gamma: jax.Array,
+    next_values: jax.Array | None,
+    last_value: jax.Array | None,
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """Returns to weight the log-probs with, the loss mask, and gamma^t weights.
+
+    Args:
+      traj: the rollout [T, N].
+      next_values: V(next_obs) [T, N] for bootstrapping truncations (fixed mode with a
+        baseline), else None.
+      last_value: V(obs after the window) [N] (fixed mode with a baseline), else None.
+
+    Returns:
+      ``(G [T, N], mask [T, N], weights [T, N] or None)``.
+    """
+    dones = traj.terminated | traj.truncated
+    rewards = traj.reward
+    if next_values is not None:
+        # A time limit is not a terminal state: credit the value of where it stopped.
+        rewards = rewards + gamma * traj.truncated * next_values
+    G = R.discounted_returns(rewards, dones, gamma, last_value)
+    mask = traj.valid
+    if config.rollout == "fixed" and config.baseline == "none":
+        mask = mask & R.finished_mask(dones)  # unknown tails cannot be credited
+    if config.return_mode == "episode":
+        G = R.episode_start_values(G, dones)
+    if config.normalize_returns == "batch":
+        G = R.normalize(G, mask)
+    elif config.normalize_returns == "episode":
+        G = jax.vmap(R.normalize, in_axes=1, out_axes=1)(G, mask)
+    weights = R.discount_weights(traj.step, gamma) if config.gamma_t_weighting else None
+    return G, mask, weights
+
+
+class Trainer:
+    """The training program for one config, split into jittable pieces.
+
+    All methods act on one seed; ``vmap`` them for many. ``hp`` is a ``HyperParams``
+    of traced scalars.
+    """
+
+    def __init__(self, config: TrainConfig):
+        self.config = config.validate()
+        self.env, self.env_params, self.spec = make_env(config.env)
+        self.policy = make_policy(config, self.spec)
+        self.tx = make_adam()
+        if config.horizon > 0:
+            self.num_steps = config.horizon
+        elif config.rollout == "episodic":
+            self.num_steps = self.spec.max_steps
+        else:
+            self.num_steps = FIXED_DEFAULT_HORIZON
+
+    def init(self, key: jax.Array) -> RunnerState:
+        key_params, key_env, key_run = jax.random.split(key, 3)
+        obs = jnp.zeros((1, *self.spec.obs_shape), jnp.float32)
+        params = self.policy.init(key_params, obs)
+        env_carry = reset_envs(key_env, self.env, self.env_params, self.config.num_envs)
+        zero = jnp.zeros((), jnp.float32)
+        return RunnerState(params, self.tx.init(params), env_carry, key_run, zero, zero)
+
+    def update(self, state: RunnerState, hp: HyperParams) -> tuple[RunnerState, dict]:
+        """One rollout and one optimizer step; returns per-update scalar metrics."""
+        cfg = self.config
+        key, key_reset, key_rollout = jax.random.split(state.key, 3)
+        policy_fn = lambda obs: self.policy.apply(state.params, obs)[0]  # noqa: E731
+        if cfg.rollout == "episodic":
+            start = reset_envs(key_reset, self.env, self.env_params, cfg.num_envs)
+        else:
+            start = state.env
+        env_carry, traj = rollout(key_rollout, policy_fn, self.env, self.env_params, start,
+                                  self.num_steps, self.spec.discrete, cfg.rollout == "fixed")
+
+        next_values = last_value = None
+        if cfg.rollout == "fixed" and cfg.baseline != "none":
+            value_fn = lambda obs: self.policy.apply(state.params, obs)[1]  # noqa: E731
+            next_values = jax.lax.stop_gradient(value_fn(traj.next_obs))
+            last_value = jax.lax.stop_gradient(value_fn(env_carry.obs))
+        G, mask, weights = compute_targets(cfg, traj, hp.gamma, next_values, last_value)
+
+        def loss_fn(params):
+            dist_params, values = self.policy.apply(params, traj.obs)
+            log_probs, entropy = log_prob_and_entropy(dist_params, traj.action,
+                                                      self.spec.discrete)
+            return reinforce_objective(log_probs, G, entropy, mask, values, weights,
+                                       hp.ent_coef, hp.vf_coef, cfg.reduction)
+
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grads, grad_norm = clip_by_global_norm_torch(grads, hp.max_grad_norm)
+        opt_state = set_learning_rate(state.opt_state, hp.learning_rate)
+        updates, opt_state = self.tx.update(grads, opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+
+        done = traj.terminated | traj.truncated
+        episodes = jnp.sum(done)
+        denom = jnp.maximum(episodes, 1)
+        ep_return = jnp.where(episodes > 0, jnp.sum(traj.episode_return) / denom,
+                              state.last_return)
+        ep_length = jnp.where(episodes > 0, jnp.sum(traj.episode_length) / denom,
+                              state.last_length)
+        metrics = {
+            "episode_return": ep_return, "episode_length": ep_length,
+            "episodes": episodes, "env_steps": jnp.sum(traj.valid),
+            "loss": loss, "grad_norm": grad_norm, **aux,
+        }
+        new_state = RunnerState(params, opt_state, env_carry, key,
+                                ep_return.astype(jnp.float32), ep_length.astype(jnp.float32))
+        return new_state, metrics
+
+    def run_updates(self, state: RunnerState, hp: HyperParams, num_updates: int):
+        """``num_updates`` updates under ``lax.scan``; metrics are [num_updates]."""
+        return jax.lax.scan(lambda s, _: self.update(s, hp), state, None, length=num_updates)
+
+
+def set_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
+    """Put a (traced) learning rate into an ``inject_hyperparams`` Adam state."""
+    old = opt_state.hyperparams["learning_rate"]
+    hyper = {**opt_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, old.dtype)}
+    return opt_state._replace(hyperparams=hyper)
+
+
+def make_train(config: TrainConfig):
+    """Return ``train(key, hp=None) -> (RunnerState, metrics)``, pure and vmappable.
+
+    ``metrics`` maps each name in ``METRIC_NAMES`` to an array [num_updates].
+    ``hp`` defaults to ``config.hyperparams``; pass traced values to vmap over them.
+    """
+    trainer = Trainer(config)
+
+    def train(key: jax.Array, hp: HyperParams | None = None):
+        hp = config.hyperparams if hp is None else hp
+        return trainer.run_updates(trainer.init(key), hp, config.num_updates)
+
+    return train

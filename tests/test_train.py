@@ -1,0 +1,120 @@
+"""The training program: seeds are independent, a NaN seed is isolated, modes run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reinforce_jax import HyperParams, TrainConfig, make_train
+from reinforce_jax.driver import run_training, seed_keys
+from reinforce_jax.train import Trainer, compute_targets
+from reinforce_jax.rollout import Transition
+
+
+@pytest.fixture(scope="module")
+def tiny_train(tiny_config):
+    return make_train(tiny_config)
+
+
+def test_vmapped_seeds_equal_single_seed_runs(tiny_config, tiny_train):
+    keys = seed_keys([0, 1, 2])
+    batched_state, batched_metrics = jax.jit(jax.vmap(tiny_train))(keys)
+    single = jax.jit(tiny_train)
+    for i in range(3):
+        state, metrics = single(keys[i])
+        for a, b in zip(jax.tree.leaves(state.params),
+                        jax.tree.leaves(jax.tree.map(lambda x: x[i], batched_state.params))):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(metrics["episode_return"],
+                                   batched_metrics["episode_return"][i], rtol=1e-6)
+
+
+def test_a_nan_seed_leaves_the_others_untouched(tiny_config, tiny_train):
+    keys = seed_keys([0, 1, 2])
+    base = tiny_config.hyperparams
+    lrs = jnp.array([base.learning_rate, jnp.nan, base.learning_rate], jnp.float32)
+    hp = base._replace(learning_rate=lrs)
+    axes = HyperParams(0, None, None, None, None)
+    run = jax.jit(jax.vmap(tiny_train, in_axes=(0, axes)))
+    state, metrics = run(keys, hp)
+    leaves = [np.asarray(x) for x in jax.tree.leaves(state.params)]
+    assert all(np.isnan(x[1]).all() for x in leaves)
+    clean_state, _ = jax.jit(jax.vmap(tiny_train))(keys)
+    for x, y in zip(leaves, jax.tree.leaves(clean_state.params)):
+        np.testing.assert_allclose(x[[0, 2]], np.asarray(y)[[0, 2]], rtol=1e-6, atol=1e-7)
+
+
+def test_driver_reports_the_diverged_seed_and_keeps_the_rest(tiny_config):
+    base = tiny_config.hyperparams
+    hp = base._replace(learning_rate=np.array([base.learning_rate, np.nan], np.float32))
+    result = run_training(tiny_config, num_seeds=2, progress=False, hparams=hp)
+    # update 0's loss is computed from finite params; its NaN step poisons update 1
+    assert result.diverged_at.tolist() == [-1, 1]
+    assert any("seed 1 diverged" in m for m in result.messages)
+    assert np.isfinite(result.metrics["loss"][0]).all()
+
+
+def test_metrics_shapes_and_episode_bookkeeping(tiny_config, tiny_train):
+    _, m = jax.jit(tiny_train)(jax.random.key(3))
+    assert m["loss"].shape == (tiny_config.num_updates,)
+    # episodic: every env finishes (or is cut at the horizon) exactly once per update
+    np.testing.assert_array_equal(m["episodes"], tiny_config.num_envs)
+    np.testing.assert_allclose(m["episode_length"] * m["episodes"], m["env_steps"])
+    # CartPole pays 1 per step, so return equals length
+    np.testing.assert_allclose(m["episode_return"], m["episode_length"])
+    assert np.all(m["episode_length"] <= tiny_config.horizon)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(rollout="fixed", baseline="shared"),
+    dict(rollout="fixed", baseline="none"),
+    dict(env="Pendulum-v1", baseline="separate", log_std="free", normalize_returns="episode"),
+    dict(env="MountainCarContinuous-v0", return_mode="episode", gamma_t_weighting=True,
+         reduction="sum", ent_coef=0.01),
+])
+def test_other_modes_train_to_finite_numbers(tiny_config, overrides):
+    cfg = tiny_config.replace(num_updates=2, **overrides)
+    state, m = jax.jit(make_train(cfg))(jax.random.key(0))
+    assert all(np.isfinite(np.asarray(v)).all() for v in m.values())
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+
+
+def _traj(reward, terminated, truncated, valid=None):
+    T, N = np.shape(reward)
+    z = jnp.zeros((T, N))
+    valid = jnp.ones((T, N), bool) if valid is None else jnp.asarray(valid, bool)
+    return Transition(obs=z, action=z, reward=jnp.asarray(reward, jnp.float32),
+                      terminated=jnp.asarray(terminated, bool),
+                      truncated=jnp.asarray(truncated, bool), valid=valid,
+                      step=jnp.zeros((T, N), jnp.int32), next_obs=z, episode_return=z,
+                      episode_length=z.astype(jnp.int32))
+
+
+def test_fixed_mode_bootstraps_truncation_but_not_termination():
+    cfg = TrainConfig(rollout="fixed", baseline="shared", normalize_returns="none")
+    traj = _traj([[1.0], [1.0], [1.0]], [[0], [0], [0]], [[0], [1], [0]])
+    next_values = jnp.array([[0.0], [5.0], [0.0]])
+    G, mask, _ = compute_targets(cfg, traj, 0.5, next_values, jnp.array([8.0]))
+    # t=1 truncated: 1 + 0.5*5 = 3.5; t=0: 1 + 0.5*3.5 = 2.75; t=2: 1 + 0.5*8 = 5
+    np.testing.assert_allclose(G[:, 0], [2.75, 3.5, 5.0])
+    assert mask.all()
+    traj = _traj([[1.0], [1.0], [1.0]], [[0], [1], [0]], [[0], [0], [0]])
+    G, _, _ = compute_targets(cfg, traj, 0.5, next_values, jnp.array([8.0]))
+    np.testing.assert_allclose(G[:, 0], [1.5, 1.0, 5.0])  # terminal: no value after it
+
+
+def test_fixed_mode_without_baseline_drops_unfinished_tail():
+    cfg = TrainConfig(rollout="fixed", normalize_returns="none")
+    traj = _traj([[1.0], [1.0], [1.0]], [[0], [1], [0]], [[0], [0], [0]])
+    _, mask, _ = compute_targets(cfg, traj, 0.9, None, None)
+    np.testing.assert_array_equal(mask[:, 0], [True, True, False])
+
+
+def test_trainer_reuses_one_program_for_new_hyperparameters(tiny_config):
+    trainer = Trainer(tiny_config)
+    fn = jax.jit(jax.vmap(trainer.run_updates, in_axes=(0, None, None)), static_argnums=2)
+    state = jax.vmap(trainer.init)(seed_keys([0, 1]))
+    hp = HyperParams(*(jnp.float32(v) for v in tiny_config.hyperparams))
+    fn(state, hp, 1)
+    fn(state, hp._replace(learning_rate=jnp.float32(0.5), gamma=jnp.float32(0.5)), 1)
+    assert fn._cache_size() == 1
