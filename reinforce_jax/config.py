@@ -44,6 +44,8 @@ class TrainConfig:
     episodes there, as a truncation). fixed: 0 means 128."""
     learning_rate: float = 5e-3
     """Adam step size (traced)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over `num_updates` (settles the final policy)."""
     gamma: float = 0.99
     """Discount in [0, 1] (traced)."""
     ent_coef: float = 0.0

@@ -151,7 +151,11 @@ class Trainer:
 
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         grads, grad_norm = clip_by_global_norm_torch(grads, hp.max_grad_norm)
-        opt_state = set_learning_rate(state.opt_state, hp.learning_rate)
+        learning_rate = hp.learning_rate
+        if cfg.anneal_lr:
+            done_frac = state.opt_state.count / cfg.num_updates
+            learning_rate = learning_rate * jnp.maximum(1.0 - done_frac, 0.0)
+        opt_state = set_learning_rate(state.opt_state, learning_rate)
         updates, opt_state = self.tx.update(grads, opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
 

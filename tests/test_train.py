@@ -7,8 +7,8 @@ import pytest
 
 from reinforce_jax import HyperParams, TrainConfig, make_train
 from reinforce_jax.driver import run_training, seed_keys
-from reinforce_jax.train import Trainer, compute_targets
 from reinforce_jax.rollout import Transition
+from reinforce_jax.train import Trainer, compute_targets
 
 
 @pytest.fixture(scope="module")
