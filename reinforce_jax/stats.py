@@ -53,7 +53,8 @@ def summarize(values: np.ndarray) -> dict[str, float | int]:
     """Mean, IQM and 95% bootstrap CI of the mean over the finite values."""
     values = np.asarray(values, np.float64)
     finite = values[np.isfinite(values)]
-    out: dict[str, float | int] = {"n": int(finite.size), "excluded": int(values.size - finite.size)}
+    out: dict[str, float | int] = {"n": int(finite.size),
+                                   "excluded": int(values.size - finite.size)}
     if finite.size == 0:
         return out
     low, high = bootstrap_ci(finite) if finite.size > 1 else (float(finite[0]),) * 2
