@@ -1,0 +1,169 @@
+"""PyTorch reference implementations of the five seed systems' policies and losses.
+
+Written from ../shared/SPEC.md and the seed documents' descriptions: each function is
+the loss exactly as the seed computes it (torch's unbiased std, ``clip_grad_norm_``,
+``Categorical`` semantics), so that a difference from our JAX side is a real one.
+Every module has a ``MAPPING`` onto our flax layer names for ``reinforce_jax.convert``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+
+class DiscreteMLP(nn.Module):
+    """Seed 002's discrete policy: 2 x hidden tanh MLP -> logits."""
+
+    MAPPING = {"net.0": "hidden_0", "net.2": "hidden_1", "net.4": "logits"}
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, n_actions))
+
+    def forward(self, x):
+        return Categorical(logits=self.net(x))
+
+
+class GaussianMLP(nn.Module):
+    """Seed 002's Gaussian policy: tanh backbone, mean head, clamped log-std head."""
+
+    MAPPING = {"backbone.0": "hidden_0", "backbone.2": "hidden_1", "mean_head": "mean",
+               "log_std_head": "log_std"}
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 128,
+                 log_std_min: float = -20.0, log_std_max: float = 2.0):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(),
+                                      nn.Linear(hidden, hidden), nn.Tanh())
+        self.mean_head = nn.Linear(hidden, act_dim)
+        self.log_std_head = nn.Linear(hidden, act_dim)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(self, x):
+        f = self.backbone(x)
+        log_std = self.log_std_head(f).clamp(self.log_std_min, self.log_std_max)
+        return Normal(self.mean_head(f), log_std.exp())
+
+
+class BaselineMLP(nn.Module):
+    """Seed 002's policy with baseline: shared tanh backbone, policy and value heads."""
+
+    MAPPING = {"backbone.0": "hidden_0", "backbone.2": "hidden_1", "policy_head": "logits",
+               "value_head": "value"}
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 128):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(),
+                                      nn.Linear(hidden, hidden), nn.Tanh())
+        self.policy_head = nn.Linear(hidden, n_actions)
+        self.value_head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        f = self.backbone(x)
+        return Categorical(logits=self.policy_head(f)), self.value_head(f).squeeze(-1)
+
+
+class BanditMLP(nn.Module):
+    """Seed 000: 1 -> 128 sigmoid -> 8 outputs, 4 means and 4 log-sigmas."""
+
+    MAPPING = {"net.0": "hidden_0",
+               "net.2": [("mean", slice(0, 4)), ("log_std", slice(4, 8))]}
+
+    def __init__(self, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Sigmoid(), nn.Linear(hidden, 8))
+
+    def forward(self, x):
+        out = self.net(x)
+        return Normal(out[:, :4], torch.exp(out[:, 4:]))
+
+
+class ProbPolicy(nn.Module):
+    """Seed 003: 1 -> hidden ReLU -> softmax probabilities over the actions."""
+
+    MAPPING = {"linear1": "hidden_0", "linear2": "logits"}
+
+    def __init__(self, num_inputs: int, n_actions: int, hidden: int = 128):
+        super().__init__()
+        self.linear1 = nn.Linear(num_inputs, hidden)
+        self.linear2 = nn.Linear(hidden, n_actions)
+
+    def forward(self, x):
+        return torch.softmax(self.linear2(torch.relu(self.linear1(x))), dim=-1)
+
+
+class LinearSoftmax(nn.Module):
+    """Seed 004: a linear layer and a softmax (no hidden layer)."""
+
+    MAPPING = {"output": "logits"}
+
+    def __init__(self, obs_dim: int = 4, n_actions: int = 2):
+        super().__init__()
+        self.output = nn.Linear(obs_dim, n_actions)
+
+    def forward(self, x):
+        return torch.softmax(self.output(x), dim=-1)
+
+
+def discounted(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """G_t by the backwards loop the seeds use."""
+    G, out = 0.0, []
+    for r in reversed(rewards.tolist()):
+        G = r + gamma * G
+        out.insert(0, G)
+    return torch.tensor(out, dtype=rewards.dtype)
+
+
+def normalized(G: torch.Tensor) -> torch.Tensor:
+    """Seed 002: (G - mean) / (std + 1e-8), torch's unbiased std."""
+    return (G - G.mean()) / (G.std() + 1e-8)
+
+
+def seed002_loss(log_probs, rewards, gamma, reduction="mean"):
+    """``reinforce_update``: normalized discounted returns, ``-(log_prob * G).mean()``."""
+    G = normalized(discounted(rewards, gamma))
+    terms = -(log_probs * G)
+    return terms.mean() if reduction == "mean" else terms.sum()
+
+
+def seed002_baseline_loss(log_probs, values, rewards, gamma, beta=0.5):
+    """``reinforce_with_baseline``: advantage G - V.detach(), policy + beta * MSE(V, G)."""
+    G = normalized(discounted(rewards, gamma))
+    advantages = G - values.detach()
+    return -(log_probs * advantages).mean() + beta * nn.functional.mse_loss(values, G)
+
+
+def seed000_loss(dist: Normal, samples, y):
+    """Per-dimension reward -(sample - y)^2; loss mean over batch and dims of -log_prob*r."""
+    reward = -nn.functional.mse_loss(samples, y, reduction="none")
+    return (-dist.log_prob(samples) * reward).mean()
+
+
+def seed001_loss(log_probs, rewards, gamma):
+    """Sutton & Barto 13.3 as a loss: -sum_t gamma^t G_t log pi(A_t|S_t)."""
+    G = discounted(rewards, gamma)
+    powers = gamma ** torch.arange(len(rewards), dtype=rewards.dtype)
+    return -(powers * G * log_probs).sum()
+
+
+def seed003_loss(probs, actions, rewards, ent_coef=1e-4, min_prob=1e-6):
+    """Seed 003 after the fixes: clamp probabilities at 1e-6 before the log, R_i = r_i,
+    ``sum_i(-log_prob_i * R_i - ent_coef * H_i) / n``."""
+    picked = probs[torch.arange(len(actions)), actions]
+    log_prob = picked.clamp(min=min_prob).log()
+    entropy = -(probs * probs.clamp(min=min_prob).log()).sum(-1)
+    return (-(log_prob * rewards) - ent_coef * entropy).sum() / len(rewards)
+
+
+def seed004_episode(model: LinearSoftmax, opt, states, actions, rewards, gamma):
+    """Seed 004: for each t, ``-Categorical(probs).log_prob(a_t) * G_t``, one Adam step."""
+    for t in range(len(states)):
+        G = sum(r * gamma**i for i, r in enumerate(rewards[t:].tolist()))
+        opt.zero_grad()
+        m = Categorical(model(states[t]))
+        (-m.log_prob(actions[t]) * G).backward()
+        opt.step()
