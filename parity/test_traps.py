@@ -1,6 +1,7 @@
 """The known torch-vs-JAX traps (SPEC.md): each test shows the difference, then shows our
 side handling it."""
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,7 +94,7 @@ def test_weight_layout():
     sd = {k: v.numpy() for k, v in model.state_dict().items()}
     untransposed = {"params": {name: {"kernel": sd[f"{p}.weight"], "bias": sd[f"{p}.bias"]}
                                for p, name in model.MAPPING.items()}}
-    with pytest.raises(Exception):  # [out, in] used as [in, out]: shapes do not even fit
+    with pytest.raises(flax.errors.ScopeParamShapeError):  # [out, in] read as [in, out]
         flax_model.apply(untransposed, x)
     got, _ = flax_model.apply(torch_to_flax(sd, model.MAPPING), x)
     np.testing.assert_allclose(got, want, rtol=1e-12)
