@@ -1,0 +1,1 @@
+"""Throughput benchmarks: JAX vs the PyTorch references, measured side by side."""
