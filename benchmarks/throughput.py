@@ -157,7 +157,6 @@ def main(argv=None) -> int:
 
     best = max((t for t in trains if t["num_envs"] >= 1024), key=lambda t: t["steps_per_s"],
                default=max(trains, key=lambda t: t["steps_per_s"]))
-    env_best = max(e["steps_per_s"] for e in envs)
     limit = gflops * 1e9 / flops_per_env_step()
     result = {
         "machine": machine(), "quick": quick,
@@ -241,8 +240,7 @@ def plot(r: dict, path: Path) -> None:
                              ("train_by_seeds", "seeds", "vs seeds (256 envs)"),
                              ("train_by_horizon", "horizon", "vs horizon T (1024 envs)")):
         ax.plot([p[xkey] for p in r[key]], [p["seconds_per_update"] for p in r[key]], "o-",
-                label=f"{label}, slope {r['slopes']['time_vs_' + xkey.replace('num_', 'num_')]:.2f}"
-                if f"time_vs_{xkey}" in r["slopes"] else label)
+                label=f"{label}, slope {r['slopes'][f'time_vs_{xkey}']:.2f}")
     ax.set(xscale="log", yscale="log", xlabel="size", ylabel="seconds per update",
            title="cost growth")
     ax.legend(fontsize=8)

@@ -118,3 +118,29 @@ def test_trainer_reuses_one_program_for_new_hyperparameters(tiny_config):
     fn(state, hp, 1)
     fn(state, hp._replace(learning_rate=jnp.float32(0.5), gamma=jnp.float32(0.5)), 1)
     assert fn._cache_size() == 1
+
+
+def test_interrupt_keeps_finished_chunks_and_the_cli_writes_them(tiny_config, monkeypatch,
+                                                                 tmp_path):
+    import json
+
+    from reinforce_jax import driver
+    from reinforce_jax.cli import write_run
+
+    real_get, calls = jax.device_get, {"n": 0}
+
+    def interrupt_second_chunk(x):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C while waiting for the second chunk's metrics
+            raise KeyboardInterrupt
+        return real_get(x)
+
+    monkeypatch.setattr(driver.jax, "device_get", interrupt_second_chunk)
+    cfg = tiny_config.replace(num_updates=4)
+    result = run_training(cfg, num_seeds=2, chunk_updates=2, progress=False)
+    monkeypatch.setattr(driver.jax, "device_get", real_get)
+    assert result.interrupted and result.updates_done == 2
+    summary = write_run(tmp_path, result)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["interrupted"] is True and saved["updates_done"] == 2
+    assert len(summary["final_return"]) == 2
