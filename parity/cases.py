@@ -195,8 +195,11 @@ def gamma_t(dtype, variant=None):
 
 def probs_clamped(dtype, variant=None):
     model = ref.ProbPolicy(1, 10)
-    with torch.no_grad():  # sharpen the initial policy so some probabilities fall below 1e-6
-        model.linear2.weight.mul_(25.0)
+    # Sharpen the initial policy so 20-30% of the probabilities start below the 1e-6 clamp.
+    # Not more: a near-one-hot policy has round-off-sized gradients, which Adam scales up to
+    # lr-sized steps whose sign float32 noise picks (x25 failed seed 1535925876 this way).
+    with torch.no_grad():
+        model.linear2.weight.mul_(6.0)
     flax_model = DiscretePolicy(10, (128,), "relu")
 
     def make_batch(rng, m):

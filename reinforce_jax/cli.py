@@ -1,15 +1,18 @@
-"""Command line: ``reinforce-jax train`` trains many seeds and writes a run directory.
+"""Command line: ``reinforce-jax train | sweep | report``.
 
-The edge of the program: it validates input, calls the driver, prints the summary and
-writes ``config.json``, ``metrics.npz``, ``summary.json`` and ``curves.png``.
+The edge of the program: it validates input, calls the driver, prints summaries and
+writes run directories (``train``: ``config.json``, ``metrics.npz``, ``summary.json``,
+``curves.png``; ``sweep``: see ``reinforce_jax.sweep``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import tyro
@@ -29,6 +32,8 @@ def train(
     first_seed: int = 0,
     out: Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
+    checkpoint_every: float = 60.0,
     chunk_updates: int = 10,
     progress: bool = True,
 ) -> TrainResult:
@@ -40,21 +45,49 @@ def train(
       first_seed: seeds are first_seed, first_seed+1, ...
       out: run directory; default runs/<env>-<time>. Must be new or empty.
       overwrite: replace a non-empty --out.
+      resume: continue an interrupted run in --out from its checkpoint (same settings).
+      checkpoint_every: seconds between checkpoints of the training state (out/checkpoint.npz).
       chunk_updates: updates per jitted call (progress and NaN checks happen between).
       progress: show a progress bar.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
     config.validate()
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite together; allowed: one of them")
+    if resume and out is None:
+        raise ValueError("--resume needs --out: the run directory to continue")
     out = Path(out) if out is not None else Path("runs") / (
         f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out = prepare_out_dir(out, overwrite)
-    write_json(out / "config.json", {"config": config, "seeds": seeds, "first_seed": first_seed})
+    settings = {"config": config, "seeds": seeds, "first_seed": first_seed}
+    if resume:
+        _check_resume(out, settings)
+    else:
+        out = prepare_out_dir(out, overwrite)
+        write_json(out / "config.json", settings)
 
-    result = run_training(config, seeds, first_seed, chunk_updates, progress)
+    result = run_training(config, seeds, first_seed, chunk_updates, progress,
+                          checkpoint=out / "checkpoint.npz", checkpoint_every=checkpoint_every,
+                          resume=resume)
     summary = write_run(out, result)
     print_summary(result, summary, out)
     return result
+
+
+def _check_resume(out: Path, settings: dict) -> None:
+    import json
+
+    from reinforce_jax.io import _jsonable
+
+    saved_path, ckpt = out / "config.json", out / "checkpoint.npz"
+    if not saved_path.exists() or not ckpt.exists():
+        raise ValueError(f"--out {str(out)!r} has no config.json and checkpoint.npz to resume")
+    saved = json.loads(saved_path.read_text())
+    if saved != _jsonable(settings):
+        diff = [k for k in saved["config"] if saved["config"][k] != _jsonable(settings)[
+            "config"].get(k)] + [k for k in ("seeds", "first_seed") if saved[k] != settings[k]]
+        raise ValueError(f"--resume with settings that differ from {saved_path} in: "
+                         f"{', '.join(diff)}; allowed: the same settings as the saved run")
 
 
 def write_run(out: Path, result: TrainResult) -> dict:
@@ -108,14 +141,142 @@ def print_summary(result: TrainResult, summary: dict, out: Path) -> None:
     print(f"wrote {out}/{{config.json, metrics.npz, summary.json, curves.png}}")
 
 
+@dataclass(frozen=True)
+class Grid:
+    """Values to sweep; a field left empty keeps the base config's value."""
+
+    learning_rate: tuple[float, ...] = ()
+    """e.g. --grid.learning-rate 1e-3 3e-3 1e-2 (traced: no recompile)."""
+    gamma: tuple[float, ...] = ()
+    """(traced)"""
+    ent_coef: tuple[float, ...] = ()
+    """(traced)"""
+    vf_coef: tuple[float, ...] = ()
+    """(traced)"""
+    max_grad_norm: tuple[float, ...] = ()
+    """(traced)"""
+    hidden_sizes: tuple[str, ...] = ()
+    """comma-separated widths per value, e.g. 64,64 128,128 (one compile per value)."""
+    num_envs: tuple[int, ...] = ()
+    """(one compile per value)"""
+    horizon: tuple[int, ...] = ()
+    """(one compile per value)"""
+
+    def to_dict(self) -> dict[str, list]:
+        grid = {}
+        for f in dataclasses.fields(self):
+            values = list(getattr(self, f.name))
+            if f.name == "hidden_sizes":
+                values = [_widths(v) for v in values]
+            if values:
+                grid[f.name] = values
+        return grid
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise ValueError(f"grid.hidden_sizes value {text!r}; allowed: comma-separated "
+                         "integers such as 64,64 (empty for a linear policy)") from None
+
+
+def sweep(
+    config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes],
+    grid: Grid,
+    seeds: int = 64,
+    first_seed: int = 0,
+    out: Path | None = None,
+    overwrite: bool = False,
+    memory_fraction: float = 0.5,
+    memory_budget_gb: float | None = None,
+    max_runs_per_chunk: int | None = None,
+    chunk_updates: int = 25,
+    checkpoint_every: float = 60.0,
+    metric: Literal["iqm", "mean"] = "iqm",
+    progress: bool = True,
+) -> int:
+    """Run a grid of hyper-parameters x seeds; re-running the same command resumes.
+
+    Args:
+      config: the base configuration; --grid.* fields override it per grid point.
+      grid: the values to sweep.
+      seeds: seeds per grid point.
+      first_seed: seeds are first_seed, first_seed+1, ...
+      out: sweep directory; default runs/sweep-<env>-<time>.
+      overwrite: replace a non-empty --out that holds a different sweep (or any files).
+      memory_fraction: share of free device memory a chunk of runs may use.
+      memory_budget_gb: an explicit budget instead of --memory-fraction.
+      max_runs_per_chunk: cap on the runs trained together in one vmapped call.
+      chunk_updates: updates per jitted call (progress, NaN checks, checkpoints between).
+      checkpoint_every: seconds between checkpoints of the chunk in progress.
+      metric: sort the report by this statistic of the final return.
+      progress: show a progress bar.
+    """
+    from reinforce_jax.report import report
+    from reinforce_jax.sweep import run_sweep
+
+    out = Path(out) if out is not None else Path("runs") / (
+        f"sweep-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = run_sweep(config, grid.to_dict(), seeds, out, first_seed, memory_fraction,
+                       memory_budget_gb, max_runs_per_chunk, chunk_updates, checkpoint_every,
+                       overwrite, progress)
+    for msg in result.messages:
+        print(msg)
+    steps = int(np.nansum(result.metrics["env_steps"]))
+    groups = len(result.plan.groups)
+    print(f"compiles: {result.compiles} (for {groups} distinct shape(s); "
+          f"{result.compile_seconds:.1f}s)   runs: {result.finished.sum()} of "
+          f"{result.finished.size}   wall: {result.wall_seconds:.1f}s")
+    if result.run_seconds > 0:
+        print(f"throughput: {result.steps_this_session / result.run_seconds:,.0f} env steps/s "
+              f"over the runs trained by this command (compile excluded)")
+    write_npz(out / "results.npz", {**{k: v for k, v in result.metrics.items()},
+                                    "diverged_at": result.diverged_at,
+                                    "finished": result.finished,
+                                    "seeds": np.asarray(result.plan.seeds)})
+    write_json(out / "sweep_summary.json", {
+        "compiles": result.compiles, "shape_groups": groups,
+        "compile_seconds": result.compile_seconds, "run_seconds": result.run_seconds,
+        "wall_seconds": result.wall_seconds, "interrupted": result.interrupted,
+        "runs_finished": int(result.finished.sum()), "runs": int(result.finished.size),
+        "env_steps": steps, "messages": result.messages})
+    if result.finished.any():
+        report(out, metric, FINAL_WINDOW, result=result)
+    return 1 if result.interrupted else 0
+
+
+def report_cmd(
+    run_dir: Annotated[Path, tyro.conf.Positional],
+    metric: Literal["iqm", "mean"] = "iqm",
+    window: int = FINAL_WINDOW,
+    reference: int | None = None,
+) -> int:
+    """Print a sweep's table (sorted by --metric) and write its plots.
+
+    Args:
+      run_dir: a directory written by `reinforce-jax sweep`.
+      metric: sort by the IQM or the mean of the final return.
+      window: final return = mean episode return over this many last updates.
+      reference: configuration index for the probability of improvement (default: the best).
+    """
+    from reinforce_jax.report import report
+
+    if window < 1:
+        raise ValueError(f"window={window!r}; allowed: an integer >= 1")
+    report(run_dir, metric, window, reference)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        tyro.extras.subcommand_cli_from_dict({"train": train}, args=argv,
-                                             prog="reinforce-jax")
+        rc = tyro.extras.subcommand_cli_from_dict(
+            {"train": train, "sweep": sweep, "report": report_cmd}, args=argv,
+            prog="reinforce-jax")
     except ValueError as err:
         print(f"reinforce-jax: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -60,3 +60,55 @@ def summarize(values: np.ndarray) -> dict[str, float | int]:
     low, high = bootstrap_ci(finite) if finite.size > 1 else (float(finite[0]),) * 2
     out.update(mean=float(finite.mean()), iqm=float(iqm(finite)), ci_low=low, ci_high=high)
     return out
+
+
+def stratified_bootstrap_ci(
+    scores: list[np.ndarray] | np.ndarray,
+    statistic=np.mean,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile CI of ``statistic`` over the pooled scores of several tasks, resampling
+    runs with replacement *within* each task (rliable's stratified bootstrap).
+
+    Args:
+      scores: one 1-D array of per-seed scores per task (or a [seeds, tasks] array).
+        With one task this is the ordinary bootstrap.
+    """
+    if isinstance(scores, np.ndarray) and scores.ndim == 2:
+        scores = [scores[:, t] for t in range(scores.shape[1])]
+    scores = [np.asarray(s, np.float64) for s in scores]
+    if not scores or any(s.ndim != 1 or s.size == 0 for s in scores):
+        raise ValueError("stratified_bootstrap_ci needs one non-empty 1-D sample per task")
+    rng = np.random.default_rng(seed)
+    pooled = np.concatenate([s[rng.integers(0, s.size, size=(num_resamples, s.size))]
+                             for s in scores], axis=1)
+    stats = statistic(pooled, axis=-1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def probability_of_improvement(
+    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """P(X > Y) for one run of X against one run of Y (ties count one half), with a
+    bootstrap CI resampling both sets of seeds: (estimate, low, high)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.ndim != 1 or y.ndim != 1 or x.size == 0 or y.size == 0:
+        raise ValueError("probability_of_improvement needs two non-empty 1-D samples")
+
+    def poi(a, b):  # a [..., n], b [..., m] -> [...]
+        diff = a[..., :, None] - b[..., None, :]
+        return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-2, -1))
+
+    rng = np.random.default_rng(seed)
+    xs = x[rng.integers(0, x.size, size=(num_resamples, x.size))]
+    ys = y[rng.integers(0, y.size, size=(num_resamples, y.size))]
+    boots = np.concatenate([poi(xs[i:i + 100], ys[i:i + 100])
+                            for i in range(0, num_resamples, 100)])
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    return float(poi(x, y)), float(low), float(high)

@@ -1,0 +1,201 @@
+"""Sweep reports: a table of every configuration over its seeds, and pictures.
+
+Per configuration: final return (mean episode return over the last ``window`` updates)
+as mean and IQM with 95% stratified-bootstrap CIs, the probability of improvement
+against a reference configuration, and how many runs diverged (excluded, counted).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from reinforce_jax.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
+from reinforce_jax.sweep import SweepResult, _fmt, collect
+
+METRICS = ("iqm", "mean")
+
+
+def final_scores(result: SweepResult, window: int = 10) -> np.ndarray:
+    """[points, seeds] final returns; NaN for a diverged or unfinished run."""
+    curves = result.metrics["episode_return"]
+    out = np.full(curves.shape[:2], np.nan)
+    for p, point in enumerate(result.plan.points):
+        u = point.config.num_updates
+        out[p] = curves[p, :, max(0, u - window):u].mean(axis=-1)
+    bad = result.diverged_at >= 0
+    if result.finished is not None:
+        bad |= ~result.finished
+    return np.where(bad, np.nan, out)
+
+
+def sweep_table(result: SweepResult, metric: str = "iqm", window: int = 10,
+                reference: int | None = None) -> list[dict]:
+    """One row per configuration, sorted best first by ``metric``."""
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}; allowed: {', '.join(METRICS)}")
+    scores = final_scores(result, window)
+    rows = []
+    for p, point in enumerate(result.plan.points):
+        x = scores[p][np.isfinite(scores[p])]
+        row = {"point": p, "label": point.label, "values": point.values, "n": int(x.size),
+               "diverged": int((result.diverged_at[p] >= 0).sum()),
+               "unfinished": int((~result.finished[p]).sum()) if result.finished is not None
+               else 0, "scores": x}
+        if x.size:
+            row["mean"], row["iqm"] = float(x.mean()), float(iqm(x))
+            row["mean_ci"] = stratified_bootstrap_ci([x], np.mean)
+            row["iqm_ci"] = stratified_bootstrap_ci([x], iqm)
+        rows.append(row)
+    rows.sort(key=lambda r: -r.get(metric, -math.inf))
+    ref = rows[0] if reference is None else next(
+        (r for r in rows if r["point"] == reference), None)
+    if ref is None:
+        raise ValueError(f"reference={reference!r}; allowed: a configuration index "
+                         f"0..{len(rows) - 1}")
+    for r in rows:
+        if r["n"] and ref["n"]:
+            r["poi"] = probability_of_improvement(r["scores"], ref["scores"])
+    return rows
+
+
+def format_table(rows: list[dict], metric: str, reference_label: str) -> str:
+    lines = [f"{'#':>3}  {'configuration':<36} {'n':>4} {'div':>4}  {'IQM [95% CI]':>26}  "
+             f"{'mean [95% CI]':>26}  P(> ref) [95% CI]"]
+    for r in rows:
+        if r["n"] == 0:
+            lines.append(f"{r['point']:>3}  {r['label']:<36} {0:>4} {r['diverged']:>4}  "
+                         "no finished finite runs")
+            continue
+        iq, mc = r["iqm_ci"], r["mean_ci"]
+        poi = r.get("poi")
+        poi_s = f"{poi[0]:.2f} [{poi[1]:.2f}, {poi[2]:.2f}]" if poi else "-"
+        lines.append(f"{r['point']:>3}  {r['label']:<36} {r['n']:>4} {r['diverged']:>4}  "
+                     f"{r['iqm']:>8.1f} [{iq[0]:>7.1f}, {iq[1]:>7.1f}]  "
+                     f"{r['mean']:>8.1f} [{mc[0]:>7.1f}, {mc[1]:>7.1f}]  {poi_s}")
+    unfinished = sum(r["unfinished"] for r in rows)
+    lines.append(f"sorted by {metric}; final return = mean episode return over the last updates;"
+                 f" CIs: stratified bootstrap over seeds; ref = {reference_label}")
+    div = sum(r["diverged"] for r in rows)
+    if div:
+        lines.append(f"{div} diverged run(s) excluded from the statistics (column div)")
+    if unfinished:
+        lines.append(f"{unfinished} run(s) not finished yet (resume the sweep to finish them)")
+    return "\n".join(lines)
+
+
+def plot_sweep_curves(result: SweepResult, path: Path, order: list[int], top: int = 10) -> None:
+    """Learning curves (mean over finite runs) with 95% bootstrap bands, best ``top``."""
+    plt = _pyplot()
+    from reinforce_jax.stats import bootstrap_ci_curve
+
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    curves = result.metrics["episode_return"]
+    colors = plt.get_cmap("tab10")
+    for c, p in enumerate(order[:top]):
+        u = result.plan.points[p].config.num_updates
+        ok = result.diverged_at[p] < 0
+        if result.finished is not None:
+            ok &= result.finished[p]
+        if not ok.any():
+            continue
+        good = curves[p, ok, :u]
+        x = np.arange(1, u + 1)
+        if good.shape[0] > 1:
+            low, high = bootstrap_ci_curve(good)
+            ax.fill_between(x, low, high, color=colors(c % 10), alpha=0.2)
+        ax.plot(x, good.mean(0), color=colors(c % 10), lw=1.6,
+                label=f"{result.plan.points[p].label} ({good.shape[0]} seeds)")
+    ax.set_xlabel("update")
+    ax.set_ylabel("episode return")
+    ax.set_title(f"sweep: best {min(top, len(order))} configurations, mean and 95% CI")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
+                     metric: str = "iqm") -> list[Path]:
+    """Per swept field with several values: ``metric`` and its CI against the value, one
+    line per combination of the other swept fields (at most 8)."""
+    plt = _pyplot()
+    by_point = {r["point"]: r for r in rows}
+    points = result.plan.points
+    fields = [k for k in points[0].values if len({_fmt(p.values[k]) for p in points}) > 1]
+    written = []
+    for field in fields:
+        others = [k for k in points[0].values if k != field]
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        combos = {}
+        for p in points:
+            combos.setdefault(tuple(_fmt(p.values[k]) for k in others), []).append(p)
+        for combo, members in itertools.islice(combos.items(), 8):
+            xs, ys, lo, hi = [], [], [], []
+            for p in members:
+                r = by_point[p.index]
+                if not r["n"]:
+                    continue
+                v = p.values[field]
+                xs.append(float(v) if not isinstance(v, tuple) else float(sum(v)))
+                ys.append(r[metric])
+                ci = r[f"{metric}_ci"]
+                lo.append(r[metric] - ci[0])
+                hi.append(ci[1] - r[metric])
+            label = " ".join(f"{k}={v}" for k, v in zip(others, combo)) or metric
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        positive = all(float(p.values[field]) > 0 for p in points
+                       if not isinstance(p.values[field], tuple))
+        if field in ("learning_rate", "ent_coef", "max_grad_norm") and positive:
+            ax.set_xscale("log")
+        ax.set_xlabel(field + (" (sum of widths)" if field == "hidden_sizes" else ""))
+        ax.set_ylabel(f"final return, {metric} (95% CI)")
+        ax.set_title(f"sensitivity to {field}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = Path(out_dir) / f"sensitivity_{field}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def report(run_dir: Path, metric: str = "iqm", window: int = 10,
+           reference: int | None = None, result: SweepResult | None = None) -> str:
+    """Print and return the table of ``run_dir``; write curves.png and sensitivity plots."""
+    from reinforce_jax.io import write_json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "sweep.json").exists():
+        raise ValueError(f"run_dir={str(run_dir)!r} has no sweep.json; allowed: a directory "
+                         "written by `reinforce-jax sweep`")
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}; allowed: {', '.join(METRICS)}")
+    result = result or collect(run_dir)
+    rows = sweep_table(result, metric, window, reference)
+    ref_row = rows[0] if reference is None else next(r for r in rows if r["point"] == reference)
+    text = format_table(rows, metric, f"#{ref_row['point']} {ref_row['label']}")
+    print(text)
+    plot_sweep_curves(result, run_dir / "curves.png", [r["point"] for r in rows])
+    plots = plot_sensitivity(result, rows, run_dir, metric)
+    write_json(run_dir / "report.json", {
+        "metric": metric, "window": window, "reference": ref_row["point"],
+        "rows": [{k: v for k, v in r.items() if k != "scores"} for r in rows]})
+    (run_dir / "report.txt").write_text(text + "\n")
+    print(f"wrote {run_dir}/{{report.txt, report.json, curves.png"
+          + "".join(f", {p.name}" for p in plots) + "}")
+    return text
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

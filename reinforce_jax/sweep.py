@@ -1,0 +1,358 @@
+"""Sweeps: a grid of hyper-parameters x seeds, one compiled program per distinct shape.
+
+Traced hyper-parameters (``HyperParams``: learning rate, gamma, entropy and value
+coefficients, clip norm) are vmapped with the seeds, so a grid over them costs one
+compile. Shape-changing fields (``SHAPE_FIELDS``) split the grid into groups, one
+compile each. Every group is cut into equal chunks of runs sized to a memory budget
+(the last chunk padded), each chunk sharded over the local devices.
+
+A sweep directory is resumable: each finished chunk is written atomically to
+``chunks/``, a chunk in progress is checkpointed to ``ckpt/``, and re-running the same
+command skips what is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from reinforce_jax.config import HyperParams, TrainConfig
+from reinforce_jax.driver import (
+    METRIC_NAMES,
+    BatchOutcome,
+    Program,
+    _progress_bar,
+    _write,
+    load_outcome,
+    per_run_hparams,
+    round_up,
+    save_outcome,
+    seed_keys,
+    train_batch,
+)
+from reinforce_jax.io import _jsonable, prepare_out_dir, write_json, write_npz
+from reinforce_jax.train import Trainer
+
+SWEEPABLE = HyperParams._fields
+SHAPE_FIELDS = ("hidden_sizes", "num_envs", "horizon")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration of the grid."""
+
+    index: int
+    values: dict[str, Any]  # swept field -> value
+    config: TrainConfig
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()) or "base"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, tuple):
+        return "x".join(map(str, v)) or "linear"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def expand_grid(base: TrainConfig, grid: dict[str, list]) -> list[Point]:
+    """Every combination of ``grid`` values applied to ``base`` (last key varies fastest).
+
+    Raises ``ValueError`` for an unknown field, an empty value list or a bad value.
+    """
+    allowed = SWEEPABLE + SHAPE_FIELDS
+    for name, values in grid.items():
+        if name not in allowed:
+            raise ValueError(f"grid field {name!r}; allowed: {', '.join(allowed)}")
+        if len(values) == 0:
+            raise ValueError(f"grid field {name!r} has no values; give at least one")
+        if len(set(values)) != len(values):
+            raise ValueError(f"grid field {name!r} repeats a value: {list(values)}")
+    base.validate()
+    points = []
+    names = list(grid)
+    for i, combo in enumerate(itertools.product(*(grid[n] for n in names))):
+        values = dict(zip(names, combo))
+        config = dataclasses.replace(base, **values).validate()
+        points.append(Point(i, values, config))
+    return points
+
+
+def shape_key(config: TrainConfig) -> TrainConfig:
+    """The config with traced hyper-parameters reset: equal keys share one compile."""
+    return dataclasses.replace(config, **{n: getattr(TrainConfig, n) for n in SWEEPABLE})
+
+
+def estimate_run_bytes(trainer: Trainer) -> int:
+    """Rough device memory of one run's update: the trajectory, the forward/backward
+    activations of the loss and the optimizer state (checked against XLA's own figure,
+    which ``Program`` reports after compiling)."""
+    cfg, spec = trainer.config, trainer.spec
+    steps = trainer.num_steps * cfg.num_envs
+    obs = math.prod(spec.obs_shape)
+    per_step_traj = 4 * (2 * obs + spec.action_dim + 12)
+    widths = list(cfg.hidden_sizes) * (2 if cfg.baseline == "separate" else 1)
+    per_step_act = 4 * 3 * (sum(widths) + 2 * spec.action_dim + 1)
+    params = jax.eval_shape(trainer.policy.init, jax.random.key(0),
+                            np.zeros((1, *spec.obs_shape), np.float32))
+    n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(params))
+    return int(steps * (per_step_traj + per_step_act) + 4 * 4 * n_params)
+
+
+def available_memory_bytes(device=None) -> int:
+    """Free memory of ``device``: the allocator's limit minus use on accelerators,
+    the host's available RAM on CPU."""
+    device = device or jax.local_devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def runs_per_chunk(num_runs: int, run_bytes: int, budget_bytes: int, num_devices: int,
+                   max_runs: int | None = None) -> int:
+    """Largest even split of ``num_runs`` whose chunk fits the budget (per device)."""
+    fit = max(1, budget_bytes * num_devices // max(run_bytes, 1))
+    if max_runs is not None:
+        fit = min(fit, max_runs)
+    chunks = max(1, -(-num_runs // fit))
+    return round_up(-(-num_runs // chunks), num_devices)
+
+
+@dataclass
+class SweepPlan:
+    points: list[Point]
+    seeds: list[int]
+    groups: list[list[int]]  # point indices sharing one shape (one compile)
+    chunk_runs: list[int]  # runs per chunk, per group
+
+    def runs(self, group: int) -> list[tuple[int, int]]:
+        """(point index, seed) of every run in ``group``, point-major."""
+        return [(p, s) for p in self.groups[group] for s in self.seeds]
+
+    def chunks(self, group: int) -> list[list[tuple[int, int]]]:
+        runs, size = self.runs(group), self.chunk_runs[group]
+        return [runs[i:i + size] for i in range(0, len(runs), size)]
+
+
+def make_plan(points: list[Point], seeds: list[int], budget_bytes: int,
+              max_runs: int | None = None, num_devices: int | None = None) -> SweepPlan:
+    num_devices = num_devices or len(jax.local_devices())
+    groups: dict[TrainConfig, list[int]] = {}
+    for p in points:
+        groups.setdefault(shape_key(p.config), []).append(p.index)
+    group_list = list(groups.values())
+    chunk_runs = []
+    for members in group_list:
+        trainer = Trainer(points[members[0]].config)
+        chunk_runs.append(runs_per_chunk(len(members) * len(seeds), estimate_run_bytes(trainer),
+                                         budget_bytes, num_devices, max_runs))
+    return SweepPlan(points, seeds, group_list, chunk_runs)
+
+
+@dataclass
+class SweepResult:
+    plan: SweepPlan
+    metrics: dict[str, np.ndarray]  # name -> [points, seeds, updates]
+    diverged_at: np.ndarray  # [points, seeds], -1 if the run stayed finite
+    compiles: int
+    compile_seconds: float
+    run_seconds: float
+    wall_seconds: float
+    interrupted: bool
+    messages: list[str]
+    finished: np.ndarray | None = None  # [points, seeds]: the run's chunk file exists
+    steps_this_session: int = 0  # env steps of the chunks trained by this call
+
+
+def _identity(base: TrainConfig, grid: dict, seeds: int, first_seed: int) -> dict:
+    return _jsonable({"base": base, "grid": grid, "seeds": seeds, "first_seed": first_seed})
+
+
+def run_sweep(
+    base: TrainConfig,
+    grid: dict[str, list],
+    seeds: int,
+    out: Path,
+    first_seed: int = 0,
+    memory_fraction: float = 0.5,
+    memory_budget_gb: float | None = None,
+    max_runs_per_chunk: int | None = None,
+    chunk_updates: int = 25,
+    checkpoint_every: float = 60.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> SweepResult:
+    """Run (or resume) a sweep into ``out``; see the module docstring.
+
+    Re-running with the same ``base``, ``grid``, ``seeds`` and ``first_seed`` resumes;
+    any other existing non-empty ``out`` is refused unless ``overwrite``.
+    """
+    wall0 = time.perf_counter()
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
+    if not 0 < memory_fraction <= 1:
+        raise ValueError(f"memory_fraction={memory_fraction!r}; allowed: 0 < fraction <= 1")
+    if memory_budget_gb is not None and not memory_budget_gb > 0:
+        raise ValueError(f"memory_budget_gb={memory_budget_gb!r}; allowed: a number > 0")
+    if max_runs_per_chunk is not None and max_runs_per_chunk < 1:
+        raise ValueError(f"max_runs_per_chunk={max_runs_per_chunk!r}; allowed: an integer >= 1")
+    points = expand_grid(base, grid)
+    seed_list = list(range(first_seed, first_seed + seeds))
+    identity = _identity(base, grid, seeds, first_seed)
+    out = Path(out)
+    spec_path = out / "sweep.json"
+    resuming = False
+    if spec_path.exists() and not overwrite:
+        saved = json.loads(spec_path.read_text())
+        if saved["identity"] != identity:
+            diff = [k for k in identity if saved["identity"].get(k) != identity[k]]
+            raise ValueError(f"--out {str(out)!r} holds a different sweep (differs in: "
+                             f"{', '.join(diff)}); pass --overwrite to replace it, or choose "
+                             "another directory")
+        resuming = True
+        plan = SweepPlan(points, seed_list, saved["groups"], saved["chunk_runs"])
+    else:
+        out = prepare_out_dir(out, overwrite)
+        budget = (int(memory_budget_gb * 2**30) if memory_budget_gb is not None
+                  else int(memory_fraction * available_memory_bytes()))
+        plan = make_plan(points, seed_list, budget, max_runs_per_chunk)
+        write_json(spec_path, {"identity": identity, "groups": plan.groups,
+                               "chunk_runs": plan.chunk_runs, "memory_budget_bytes": budget,
+                               "devices": [str(d) for d in jax.local_devices()]})
+    (out / "chunks").mkdir(exist_ok=True)
+    (out / "ckpt").mkdir(exist_ok=True)
+
+    total_runs = len(points) * len(seed_list)
+    num_updates = {p.index: p.config.num_updates for p in points}
+    done_files = {f.stem for f in (out / "chunks").glob("*.npz")}
+    runs_done = sum(len(c) for g in range(len(plan.groups)) for i, c in enumerate(plan.chunks(g))
+                    if f"g{g:03d}-c{i:05d}" in done_files)
+    if resuming:
+        print(f"resuming {out}: {runs_done} of {total_runs} runs already done")
+    bar = _progress_bar(total_runs, progress, "run", "sweep")
+    if bar is not None:
+        bar.update(runs_done)
+    compiles, compile_seconds, run_seconds, steps_done = 0, 0.0, 0.0, 0
+    messages: list[str] = []
+    interrupted = False
+    try:
+        for g in range(len(plan.groups)):
+            chunks = plan.chunks(g)
+            todo = [i for i in range(len(chunks)) if f"g{g:03d}-c{i:05d}" not in done_files]
+            if not todo:
+                continue
+            trainer = Trainer(plan.points[plan.groups[g][0]].config)
+            program = Program(trainer, plan.chunk_runs[g])
+            for i in todo:
+                runs = chunks[i]
+                name = f"g{g:03d}-c{i:05d}"
+                keys = seed_keys([s for _, s in runs])
+                hp = per_run_hparams(HyperParams(*(
+                    np.asarray([plan.points[p].config.hyperparams[k] for p, _ in runs])
+                    for k in range(len(SWEEPABLE)))), len(runs))
+                ckpt = out / "ckpt" / f"{name}.npz"
+                start = load_outcome(ckpt, trainer, keys) if ckpt.exists() else None
+                t_updates = num_updates[runs[0][0]]
+
+                last_save = [time.monotonic()]
+
+                def on_chunk(outcome: BatchOutcome, done: int, ckpt=ckpt, last=last_save):
+                    now = time.monotonic()
+                    if done < t_updates and now - last[0] >= checkpoint_every:
+                        save_outcome(ckpt, outcome)
+                        last[0] = now
+                    if bar is not None:
+                        secs = run_seconds + outcome.run_seconds
+                        steps = steps_done + int(outcome.metrics["env_steps"].sum())
+                        bar.set_postfix(steps_per_s=f"{steps / max(secs, 1e-9):,.0f}",
+                                        compiles=compiles + program.compiles, refresh=False)
+
+                outcome = train_batch(program, keys, hp, chunk_updates, resume=start, bar=bar,
+                                      bar_scale=len(runs) / t_updates, on_chunk=on_chunk,
+                                      labels=[f"{plan.points[p].label} seed {s}"
+                                              for p, s in runs])
+                for m in outcome.messages:
+                    if m not in messages:
+                        messages.append(m)
+                if outcome.interrupted:
+                    if outcome.state is not None:
+                        save_outcome(ckpt, outcome)
+                    interrupted = True
+                    break
+                write_npz(out / "chunks" / f"{name}.npz", {
+                    "point": np.asarray([p for p, _ in runs]),
+                    "seed": np.asarray([s for _, s in runs]),
+                    "diverged_at": outcome.diverged_at,
+                    "run_seconds": np.asarray(outcome.run_seconds),
+                    **{f"metric/{k}": v for k, v in outcome.metrics.items()}})
+                if ckpt.exists():
+                    ckpt.unlink()
+                run_seconds += outcome.run_seconds
+                steps_done += int(outcome.metrics["env_steps"].sum())
+            compiles += program.compiles
+            compile_seconds += program.compile_seconds
+            if interrupted:
+                break
+            _write(bar, f"shape group {g}: {len(plan.groups[g])} configs x {len(seed_list)} "
+                        f"seeds in chunks of {plan.chunk_runs[g]} runs; {program.compiles} "
+                        f"compile(s), {program.compile_seconds:.1f}s")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    if interrupted:
+        messages.append("interrupted; re-run the same command to resume")
+    result = collect(out, plan)
+    result.compiles, result.compile_seconds = compiles, compile_seconds
+    result.run_seconds, result.interrupted = run_seconds, interrupted
+    result.steps_this_session = steps_done
+    result.wall_seconds = time.perf_counter() - wall0
+    result.messages = messages + result.messages
+    return result
+
+
+def collect(out: Path, plan: SweepPlan | None = None) -> SweepResult:
+    """Assemble the finished chunk files of a sweep directory into [points, seeds, ...]."""
+    out = Path(out)
+    saved = json.loads((out / "sweep.json").read_text())
+    if plan is None:
+        ident = saved["identity"]
+        base = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in ident["base"].items()})
+        grid = {k: [tuple(x) if isinstance(x, list) else x for x in v]
+                for k, v in ident["grid"].items()}
+        points = expand_grid(base, grid)
+        seeds = list(range(ident["first_seed"], ident["first_seed"] + ident["seeds"]))
+        plan = SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])
+    P, S = len(plan.points), len(plan.seeds)
+    U = max(p.config.num_updates for p in plan.points)
+    metrics = {k: np.full((P, S, U), np.nan) for k in METRIC_NAMES}
+    diverged_at = np.full((P, S), -1, np.int64)
+    finished = np.zeros((P, S), bool)
+    seed_pos = {s: j for j, s in enumerate(plan.seeds)}
+    for f in sorted((out / "chunks").glob("*.npz")):
+        with np.load(f) as data:
+            for r, (p, s) in enumerate(zip(data["point"], data["seed"])):
+                j = seed_pos[int(s)]
+                for k in METRIC_NAMES:
+                    row = data[f"metric/{k}"][r]
+                    metrics[k][p, j, :len(row)] = row
+                diverged_at[p, j] = data["diverged_at"][r]
+                finished[p, j] = True
+    msgs = []
+    if not finished.all():
+        msgs.append(f"{int((~finished).sum())} of {finished.size} runs not finished yet")
+    return SweepResult(plan, metrics, diverged_at, 0, 0.0, 0.0, 0.0, False, msgs, finished)
