@@ -30,8 +30,8 @@ def _is_key(x) -> bool:
 def save_state(path: Path, state: Any, extra: dict[str, np.ndarray], meta: dict) -> None:
     """Write ``state`` (any pytree of arrays), ``extra`` arrays and ``meta`` to ``path``."""
     leaves = jax.tree.leaves(state)
-    arrays = {f"leaf_{i:05d}": np.asarray(jax.device_get(
-        jax.random.key_data(x) if _is_key(x) else x)) for i, x in enumerate(leaves)}
+    arrays = {f"leaf_{i:05d}": np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+              for i, x in enumerate(leaves)}
     arrays.update({f"extra/{k}": np.asarray(v) for k, v in extra.items()})
     meta = {"format_version": FORMAT_VERSION, "num_leaves": len(leaves), **meta}
     arrays["meta"] = np.asarray(json.dumps(meta))
