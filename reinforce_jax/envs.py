@@ -1,4 +1,7 @@
-"""Environments by name: gymnax classic control plus the project's own envs.
+"""Environments by name: gymnax classic control plus the reference systems' tasks.
+
+The tasks (``reinforce_jax.tasks``): ``FourCurves``, ``LineWalk`` and ``DigitMatch-N``
+for any N (``DigitMatch-N-onehot`` for the one-hot observation).
 
 ``make_env(name)`` returns the gymnax env, its default params and an ``EnvSpec``
 describing what the policy needs (discrete or continuous actions, sizes, time limit).
@@ -13,6 +16,8 @@ import gymnax
 import numpy as np
 from gymnax.environments import spaces
 
+from reinforce_jax.tasks import make_task
+
 GYMNAX_ENVS = (
     "CartPole-v1",
     "Acrobot-v1",
@@ -25,6 +30,9 @@ GYMNAX_ENVS = (
 _REGISTRY: dict[str, Callable[[], tuple[Any, Any]]] = {
     name: (lambda name=name: gymnax.make(name)) for name in GYMNAX_ENVS
 }
+TASK_ENVS = ("FourCurves", "LineWalk", "DigitMatch-10", "DigitMatch-100",
+             "DigitMatch-10-onehot", "DigitMatch-100-onehot")
+_REGISTRY.update({name: (lambda name=name: make_task(name)) for name in TASK_ENVS})
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,13 @@ def available_envs() -> list[str]:
 
 def make_env(name: str) -> tuple[Any, Any, EnvSpec]:
     """Build the env called ``name``; unknown names list the available ones."""
-    if name not in _REGISTRY:
-        raise ValueError(f"env={name!r} is not known; available: {', '.join(available_envs())}")
-    env, params = _REGISTRY[name]()
+    if name in _REGISTRY:
+        env, params = _REGISTRY[name]()
+    elif (task := make_task(name)) is not None:  # DigitMatch-N for any N
+        env, params = task
+    else:
+        raise ValueError(f"env={name!r} is not known; available: {', '.join(available_envs())}"
+                         " (DigitMatch-N[-onehot] takes any N >= 2)")
     return env, params, _spec(name, env, params)
 
 
