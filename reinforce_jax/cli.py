@@ -161,6 +161,14 @@ class Grid:
     """(one compile per value)"""
     horizon: tuple[int, ...] = ()
     """(one compile per value)"""
+    baseline: tuple[Literal["none", "shared", "separate"], ...] = ()
+    """(one compile per value)"""
+    gamma_t_weighting: tuple[bool, ...] = ()
+    """e.g. --grid.gamma-t-weighting False True (one compile per value)"""
+    return_mode: tuple[Literal["reward_to_go", "episode"], ...] = ()
+    """(one compile per value)"""
+    normalize_returns: tuple[Literal["none", "batch", "episode"], ...] = ()
+    """(one compile per value)"""
 
     def to_dict(self) -> dict[str, list]:
         grid = {}

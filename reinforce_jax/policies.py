@@ -25,10 +25,33 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 ValueHead = Literal["none", "shared", "separate"]
 
 
+def orthogonal(scale: float = 1.0):
+    """flax's orthogonal initializer, drawn one matrix at a time under ``vmap``.
+
+    Vmapping the init over many seeds otherwise becomes one batched QR, and jaxlib's
+    batched QR kernel (its parallel batch map) was seen to deadlock on this 2-core CPU
+    host for 128 runs; a ``lax.map`` over the batch gives the same matrices without it.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        @jax.custom_batching.custom_vmap
+        def draw(k):
+            return base(k, shape, dtype)
+
+        @draw.def_vmap
+        def _one_at_a_time(axis_size, in_batched, keys):
+            return jax.lax.map(draw, keys), True
+
+        return draw(key)
+
+    return init
+
+
 def _dense(features: int, scale: float, name: str) -> nn.Dense:
     # Orthogonal init with a small policy-head scale starts near a uniform policy,
     # which REINFORCE needs: a confident random policy explores badly.
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale),
+    return nn.Dense(features, kernel_init=orthogonal(scale),
                     bias_init=nn.initializers.zeros, name=name)
 
 

@@ -2,9 +2,11 @@
 
 Traced hyper-parameters (``HyperParams``: learning rate, gamma, entropy and value
 coefficients, clip norm) are vmapped with the seeds, so a grid over them costs one
-compile. Shape-changing fields (``SHAPE_FIELDS``) split the grid into groups, one
-compile each. Every group is cut into equal chunks of runs sized to a memory budget
-(the last chunk padded), each chunk sharded over the local devices.
+compile. Any other ``TrainConfig`` field may be swept too: those are static (shapes such
+as ``hidden_sizes``, ``num_envs``, ``horizon``, or program structure such as ``baseline``),
+so they split the grid into groups, one compile per distinct static configuration.
+Every group is cut into equal chunks of runs sized to a memory budget (the last chunk
+padded), each chunk sharded over the local devices.
 
 A sweep directory is resumable: each finished chunk is written atomically to
 ``chunks/``, a chunk in progress is checkpointed to ``ckpt/``, and re-running the same
@@ -44,7 +46,7 @@ from reinforce_jax.io import _jsonable, prepare_out_dir, write_json, write_npz
 from reinforce_jax.train import Trainer
 
 SWEEPABLE = HyperParams._fields
-SHAPE_FIELDS = ("hidden_sizes", "num_envs", "horizon")
+STATIC_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in SWEEPABLE)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def expand_grid(base: TrainConfig, grid: dict[str, list]) -> list[Point]:
 
     Raises ``ValueError`` for an unknown field, an empty value list or a bad value.
     """
-    allowed = SWEEPABLE + SHAPE_FIELDS
+    allowed = SWEEPABLE + STATIC_FIELDS
     for name, values in grid.items():
         if name not in allowed:
             raise ValueError(f"grid field {name!r}; allowed: {', '.join(allowed)}")
