@@ -335,7 +335,10 @@ def _progress_bar(total: float, enabled: bool, unit: str, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+    # n may be fractional (a sweep advances by runs x finished fraction): show it rounded
+    fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} " + unit
+           + " [{elapsed}<{remaining}{postfix}]")
+    return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, bar_format=fmt)
 
 
 def _write(bar, msg: str) -> None:

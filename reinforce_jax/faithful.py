@@ -29,6 +29,7 @@ def per_step_updates(
     returns: jax.Array,
     weights: jax.Array | None = None,
     max_grad_norm: float | None = None,
+    mask: jax.Array | None = None,
 ) -> tuple[Any, Any]:
     """Apply ``T`` sequential single-step REINFORCE updates.
 
@@ -38,15 +39,18 @@ def per_step_updates(
       obs: [T, ...]; actions: int [T]; returns: G_t [T], computed once from the episode.
       weights: optional per-step factor [T] (gamma^t in Sutton & Barto's pseudocode).
       max_grad_norm: torch-style clip per step, or None.
+      mask: optional bool [T]; a False step (padding after the episode ended) leaves
+        parameters and optimizer state untouched.
 
     Returns:
       ``(params, opt_state)`` after the episode.
     """
     weights = jnp.ones_like(returns) if weights is None else weights
+    mask = jnp.ones(returns.shape, bool) if mask is None else mask
 
     def one(carry, step):
         params, opt_state = carry
-        o, a, g, w = step
+        o, a, g, w, m = step
 
         def loss(p):
             log_prob = categorical_log_prob(logits_fn(p, o[None]), a[None])
@@ -55,9 +59,10 @@ def per_step_updates(
         grads = jax.grad(loss)(params)
         if max_grad_norm is not None:
             grads = clip_by_global_norm_torch(grads, max_grad_norm)[0]
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new = (optax.apply_updates(params, updates), new_opt_state)
+        return jax.tree.map(lambda n, o: jnp.where(m, n, o), new, (params, opt_state)), None
 
     (params, opt_state), _ = jax.lax.scan(one, (params, opt_state),
-                                          (obs, actions, returns, weights))
+                                          (obs, actions, returns, weights, mask))
     return params, opt_state

@@ -144,3 +144,24 @@ def test_interrupt_keeps_finished_chunks_and_the_cli_writes_them(tiny_config, mo
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["interrupted"] is True and saved["updates_done"] == 2
     assert len(summary["final_return"]) == 2
+
+
+def test_faithful_per_step_updates_skip_masked_steps():
+    import optax
+
+    from reinforce_jax.faithful import per_step_updates
+    from reinforce_jax.policies import DiscretePolicy
+
+    policy = DiscretePolicy(2, (), "tanh")
+    params = policy.init(jax.random.key(0), jnp.zeros((1, 4)))
+    tx = optax.adam(1e-2)
+    obs = jax.random.normal(jax.random.key(1), (6, 4))
+    actions = jnp.array([0, 1, 1, 0, 1, 0])
+    G = jnp.arange(6.0, 0.0, -1.0)
+    fn = lambda p, o: policy.apply(p, o)[0]  # noqa: E731
+    short, _ = per_step_updates(fn, tx, params, tx.init(params), obs[:3], actions[:3], G[:3])
+    padded, _ = per_step_updates(fn, tx, params, tx.init(params), obs, actions, G,
+                                 mask=jnp.arange(6) < 3)
+    full, _ = per_step_updates(fn, tx, params, tx.init(params), obs, actions, G)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), short, padded)
+    assert not np.allclose(full["params"]["logits"]["kernel"], short["params"]["logits"]["kernel"])
