@@ -137,8 +137,6 @@ def fourcurves(quick: bool) -> dict:
     seeds = 4 if quick else 16
     iters = 3000 if quick else 50000
     make = lambda variant, lr, anneal: fourcurves_trainer(variant, lr, anneal, iters)  # noqa
-    x = jax.random.normal(jax.random.key(123), (10000, 1))
-    y = np.asarray(jax.vmap(lambda v: jnp.stack([v, v**2, v**3, jnp.sin(v)]))(x[:, 0]))
     out = {"seeds": seeds, "iterations": iters, "batch": 64}
     curves_plot = {}
     for name, variant, lr, anneal in [("seed setup (Adam 5e-4, reward-weighted)", "seed", 5e-4,
@@ -148,17 +146,14 @@ def fourcurves(quick: bool) -> dict:
         t0 = time.perf_counter()
         params = jax.block_until_ready(make(variant, lr, anneal)(seed_keys(list(range(seeds)))))
         wall = time.perf_counter() - t0
-        (mean, log_std), _ = jax.vmap(lambda p: policy.apply(p, x))(params)
-        mse = np.asarray(((np.asarray(mean) - y[None]) ** 2).mean(axis=1))  # [seeds, 4]
-        sigma = np.asarray(jnp.exp(log_std).mean(axis=1))  # [seeds, 4]
+        mse, sigma, (xs0, mean0, sigma0) = fourcurves_eval(params)  # [seeds, 4] each
         out[name] = {"mse_per_curve": {c: ci(mse[:, i]) for i, c in
                                        enumerate(["x", "x^2", "x^3", "sin x"])},
                      "sigma_per_curve": {c: ci(sigma[:, i]) for i, c in
                                          enumerate(["x", "x^2", "x^3", "sin x"])},
                      "wall_seconds_incl_compile": wall}
-        order = np.argsort(np.asarray(x[:, 0]))
-        curves_plot[name] = (np.asarray(x[order, 0]), np.asarray(mean[0])[order],
-                             np.asarray(jnp.exp(log_std[0]))[order])
+        order = np.argsort(xs0)
+        curves_plot[name] = (xs0[order], mean0[order], sigma0[order])
         print(f"{name}: MSE per curve (mean over {seeds} seeds) "
               + ", ".join(f"{c} {v['mean']:.4f}" for c, v in out[name]["mse_per_curve"].items())
               + "; sigma " + ", ".join(f"{v['mean']:.3f}" for v in
@@ -166,7 +161,7 @@ def fourcurves(quick: bool) -> dict:
               + f"; {wall:.1f}s")
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), dpi=110)
-    xs = np.asarray(x[np.argsort(np.asarray(x[:, 0])), 0])
+    xs = next(iter(curves_plot.values()))[0]
     truth = [xs, xs**2, xs**3, np.sin(xs)]
     for i, (ax, c) in enumerate(zip(axes, ["x", "x^2", "x^3", "sin x"])):
         ax.plot(xs, truth[i], "k", lw=1, label="target")
