@@ -12,8 +12,6 @@ the whole set runs in a few minutes; the README table quotes the full runs.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.throughput import machine
 from reinforce_jax import TrainConfig
 from reinforce_jax import distributions as D
 from reinforce_jax import returns as R
@@ -32,7 +31,7 @@ from reinforce_jax.io import write_json
 from reinforce_jax.optim import make_adam
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
 from reinforce_jax.rollout import reset_envs, rollout
-from reinforce_jax.stats import bootstrap_ci, iqm
+from reinforce_jax.stats import summarize
 from reinforce_jax.sweep import run_sweep
 from reinforce_jax.train import set_learning_rate
 
@@ -41,26 +40,14 @@ RESULTS = ROOT / "benchmarks" / "results" / "reference"
 DOCS = ROOT / "docs"
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "device": str(jax.devices()[0]), "jax": jax.__version__,
-            "python": platform.python_version()}
-
-
 def ci(x) -> dict:
+    """``stats.summarize`` (mean, IQM, 95% bootstrap CI over finite values) plus the range."""
     x = np.asarray(x, np.float64)
-    x = x[np.isfinite(x)]
-    low, high = bootstrap_ci(x) if x.size > 1 else (float("nan"),) * 2
-    return {"mean": float(x.mean()), "iqm": float(iqm(x)) if x.size >= 4 else float(x.mean()),
-            "ci95": [low, high], "n": int(x.size), "min": float(x.min()), "max": float(x.max())}
+    out = summarize(x)
+    out["ci95"] = [out.pop("ci_low", None), out.pop("ci_high", None)]
+    finite = x[np.isfinite(x)]
+    out.update(min=float(finite.min()), max=float(finite.max()))
+    return out
 
 
 def _plt():
