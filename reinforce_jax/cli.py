@@ -161,7 +161,7 @@ class Grid:
     """(one compile per value)"""
     horizon: tuple[int, ...] = ()
     """(one compile per value)"""
-    baseline: tuple[Literal["none", "shared", "separate"], ...] = ()
+    baseline: tuple[Literal["none", "shared", "separate", "group"], ...] = ()
     """(one compile per value)"""
     gamma_t_weighting: tuple[bool, ...] = ()
     """e.g. --grid.gamma-t-weighting False True (one compile per value)"""

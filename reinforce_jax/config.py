@@ -42,8 +42,10 @@ class TrainConfig:
     horizon: int = 0
     """Steps per update. episodic: 0 means the env's time limit (a smaller value cuts
     episodes there, as a truncation). fixed: 0 means 128."""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """Adam (torch defaults) or plain SGD."""
     learning_rate: float = 5e-3
-    """Adam step size (traced)."""
+    """Optimizer step size (traced)."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over `num_updates` (settles the final policy)."""
     gamma: float = 0.99
@@ -58,8 +60,18 @@ class TrainConfig:
     """Hidden layer widths; () gives a linear policy."""
     activation: Literal["tanh", "relu", "sigmoid", "elu", "gelu"] = "tanh"
     """Hidden activation."""
-    baseline: Literal["none", "shared", "separate"] = "none"
-    """Value baseline: none, a head on the policy backbone, or a separate network."""
+    head_bias: bool = True
+    """The policy head (logits or mean) has a bias. Turn it off for one-hot inputs: there
+    the bias is the one parameter every input shares, and its steady pull toward the
+    actions that are best on average drags every input's policy along (DigitMatch-100)."""
+    baseline: Literal["none", "shared", "separate", "group"] = "none"
+    """Baseline: none, a value head on the policy backbone, a separate value network, or
+    group: the leave-one-out mean return of the other envs in the same group at the same
+    step (needs `group_size` >= 2; no value network)."""
+    group_size: int = 1
+    """Envs come in groups of this size that share their reset and transition randomness,
+    so a group starts from the same state and sees the same environment noise; only the
+    actions differ. `num_envs` must be a multiple of it. 1 = every env independent."""
     log_std: Literal["state", "free"] = "state"
     """Gaussian policies: state-dependent clamped log-std head, or one free parameter."""
     log_std_min: float = -20.0
@@ -74,6 +86,15 @@ class TrainConfig:
     """Multiply step t's term by gamma^t (Sutton & Barto's update, seed 001)."""
     reduction: Literal["mean", "sum"] = "mean"
     """Loss reduction over valid steps."""
+    grad_chunk_rows: int = 8192
+    """The learner sums the gradient over slices of about this many (step, env) rows, so
+    each slice's activations stay in cache; 0 = the whole batch at once. Same gradient up
+    to float round-off."""
+
+    @property
+    def value_head(self) -> str:
+        """The policy's value head: "shared", "separate", or "none"."""
+        return self.baseline if self.baseline in ("shared", "separate") else "none"
 
     @property
     def hyperparams(self) -> HyperParams:
@@ -91,9 +112,18 @@ class TrainConfig:
         _check_int(self, "num_envs", 1)
         _check_int(self, "num_updates", 1)
         _check_int(self, "horizon", 0)
+        _check_int(self, "group_size", 1)
+        _check_int(self, "grad_chunk_rows", 0)
+        if self.num_envs % self.group_size:
+            raise ValueError(f"group_size={self.group_size!r} with num_envs={self.num_envs!r};"
+                             " allowed: a divisor of num_envs")
         _check_choice(self, "rollout", ("episodic", "fixed"))
+        _check_choice(self, "optimizer", ("adam", "sgd"))
         _check_choice(self, "activation", ("tanh", "relu", "sigmoid", "elu", "gelu"))
-        _check_choice(self, "baseline", ("none", "shared", "separate"))
+        _check_choice(self, "baseline", ("none", "shared", "separate", "group"))
+        if self.baseline == "group" and self.group_size < 2:
+            raise ValueError(f"baseline='group' with group_size={self.group_size!r}; allowed:"
+                             " group_size >= 2 (the baseline averages the other group members)")
         _check_choice(self, "log_std", ("state", "free"))
         _check_choice(self, "normalize_returns", ("none", "batch", "episode"))
         _check_choice(self, "return_mode", ("reward_to_go", "episode"))

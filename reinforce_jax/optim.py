@@ -42,10 +42,21 @@ def torch_clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def make_adam() -> optax.GradientTransformation:
-    """Adam whose learning rate lives in the state, so it can be traced and vmapped.
+def make_optimizer(name: str = "adam") -> optax.GradientTransformation:
+    """Adam or plain SGD whose learning rate lives in the state (traced, vmappable).
 
     ``optax.adam`` equals ``torch.optim.Adam`` (no weight decay) to float64 round-off.
     Set the rate with ``state.hyperparams["learning_rate"] = lr`` before ``update``.
+    SGD keeps the gradient's magnitude, which Adam's per-parameter scaling discards: on a
+    tabular policy a parameter that is rarely hit gets a near full step from any one
+    sample, whatever its advantage.
     """
-    return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    makers = {"adam": optax.adam, "sgd": optax.sgd}
+    if name not in makers:
+        raise ValueError(f"optimizer={name!r}; allowed: {', '.join(makers)}")
+    return optax.inject_hyperparams(makers[name])(learning_rate=1e-3)
+
+
+def make_adam() -> optax.GradientTransformation:
+    """``make_optimizer("adam")``."""
+    return make_optimizer("adam")

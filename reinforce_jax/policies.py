@@ -48,10 +48,10 @@ def orthogonal(scale: float = 1.0):
     return init
 
 
-def _dense(features: int, scale: float, name: str) -> nn.Dense:
+def _dense(features: int, scale: float, name: str, use_bias: bool = True) -> nn.Dense:
     # Orthogonal init with a small policy-head scale starts near a uniform policy,
     # which REINFORCE needs: a confident random policy explores badly.
-    return nn.Dense(features, kernel_init=orthogonal(scale),
+    return nn.Dense(features, kernel_init=orthogonal(scale), use_bias=use_bias,
                     bias_init=nn.initializers.zeros, name=name)
 
 
@@ -75,18 +75,20 @@ def _value(obs: jax.Array, features: jax.Array, module: nn.Module) -> jax.Array 
 class DiscretePolicy(nn.Module):
     """MLP -> logits over ``action_dim`` actions, with an optional value head.
 
-    ``hidden_sizes=()`` gives a linear softmax policy (seed 004).
+    ``hidden_sizes=()`` gives a linear softmax policy (seed 004); with one-hot
+    observations and ``head_bias=False`` that is a table of logits.
     """
 
     action_dim: int
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     value_head: ValueHead = "none"
+    head_bias: bool = True
 
     @nn.compact
     def __call__(self, obs: jax.Array):
         features = _trunk(obs, self.hidden_sizes, self.activation, "hidden_")
-        logits = _dense(self.action_dim, 0.01, "logits")(features)
+        logits = _dense(self.action_dim, 0.01, "logits", self.head_bias)(features)
         return logits, _value(obs, features, self)
 
 
@@ -107,11 +109,12 @@ class GaussianPolicy(nn.Module):
     log_std_min: float = -20.0
     log_std_max: float = 2.0
     log_std_init: float = 0.0
+    head_bias: bool = True
 
     @nn.compact
     def __call__(self, obs: jax.Array):
         features = _trunk(obs, self.hidden_sizes, self.activation, "hidden_")
-        mean = _dense(self.action_dim, 0.01, "mean")(features)
+        mean = _dense(self.action_dim, 0.01, "mean", self.head_bias)(features)
         if self.log_std_mode == "state":
             raw = _dense(self.action_dim, 0.01, "log_std")(features)
             log_std = jnp.clip(raw + self.log_std_init, self.log_std_min, self.log_std_max)

@@ -104,3 +104,29 @@ def finished_mask(dones: jax.Array) -> jax.Array:
     dones = jnp.asarray(dones, bool)
     later_done = jax.lax.cummax(dones[::-1].astype(jnp.int32), axis=0)[::-1]
     return later_done.astype(bool)
+
+
+def leave_one_out_mean(x: jax.Array, mask: jax.Array, group_size: int) -> jax.Array:
+    """Mean of the *other* valid members of each env's group, at the same step.
+
+    Envs ``[g*k, g*k + group_size)`` form group k along axis 1. Used as a baseline
+    (RLOO, Kool et al. 2019) it is unbiased, since no member's value depends on the
+    env's own actions. Where no other member is valid the baseline is 0.
+
+    Args:
+      x: float array [T, N, ...] with N a multiple of ``group_size``.
+      mask: bool/float array [T, N, ...].
+      group_size: members per group, >= 2.
+
+    Returns:
+      float array shaped like ``x``; 0 where ``mask`` is false.
+    """
+    x = jnp.asarray(x)
+    w = jnp.broadcast_to(jnp.asarray(mask, x.dtype), x.shape)
+    T, N = x.shape[:2]
+    grouped = (T, N // group_size, group_size) + x.shape[2:]
+    total = jnp.sum((w * x).reshape(grouped), axis=2, keepdims=True)
+    count = jnp.sum(w.reshape(grouped), axis=2, keepdims=True)
+    others = jnp.broadcast_to(count, grouped).reshape(x.shape) - w
+    sums = jnp.broadcast_to(total, grouped).reshape(x.shape) - w * x
+    return jnp.where((others > 0) & (w > 0), sums / jnp.maximum(others, 1.0), 0.0)

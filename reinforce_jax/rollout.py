@@ -55,9 +55,16 @@ def sample_action(key: jax.Array, dist_params: Any, discrete: bool) -> jax.Array
     return D.sample_normal(key, mean, log_std)
 
 
-def reset_envs(key: jax.Array, env: Any, env_params: Any, num_envs: int) -> EnvCarry:
-    """Reset ``num_envs`` envs with independent keys."""
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs),
+def env_keys(key: jax.Array, num_envs: int, group_size: int = 1) -> jax.Array:
+    """One env key per env; consecutive envs in groups of ``group_size`` share theirs."""
+    keys = jax.random.split(key, num_envs // group_size)
+    return keys if group_size == 1 else jnp.repeat(keys, group_size, axis=0)
+
+
+def reset_envs(key: jax.Array, env: Any, env_params: Any, num_envs: int,
+               group_size: int = 1) -> EnvCarry:
+    """Reset ``num_envs`` envs; independent keys, or one shared key per group."""
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(env_keys(key, num_envs, group_size),
                                                          env_params)
     return EnvCarry(obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs, jnp.int32),
                     jnp.zeros(num_envs, obs.dtype))
@@ -72,6 +79,7 @@ def rollout(
     num_steps: int,
     discrete: bool,
     auto_reset: bool,
+    group_size: int = 1,
 ) -> tuple[EnvCarry, Transition]:
     """Step all envs ``num_steps`` times with actions from ``policy_fn(obs) -> dist_params``.
 
@@ -82,6 +90,7 @@ def rollout(
       num_steps: T, static.
       discrete: whether actions are categorical.
       auto_reset: fixed-horizon mode (True) or one episode per env (False).
+      group_size: consecutive envs in groups of this size share env (not action) keys.
 
     Returns:
       ``(carry, transitions)`` with transitions [T, N, ...].
@@ -93,7 +102,7 @@ def rollout(
     def one_step(c: EnvCarry, key_t: jax.Array):
         key_action, key_env = jax.random.split(key_t)
         action = sample_action(key_action, policy_fn(c.obs), discrete)
-        keys_env = jax.random.split(key_env, num_envs)
+        keys_env = env_keys(key_env, num_envs, group_size)
         if auto_reset:
             obs, state, reward, terminated, truncated, info = step_fn(keys_env, c.state, action,
                                                                       env_params)

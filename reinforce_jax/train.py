@@ -19,7 +19,7 @@ from reinforce_jax import returns as R
 from reinforce_jax.config import HyperParams, TrainConfig
 from reinforce_jax.envs import EnvSpec, make_env
 from reinforce_jax.losses import reinforce_objective
-from reinforce_jax.optim import clip_by_global_norm_torch, make_adam
+from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
 from reinforce_jax.rollout import EnvCarry, Transition, reset_envs, rollout
 
@@ -45,10 +45,10 @@ def make_policy(config: TrainConfig, spec: EnvSpec):
     """The flax module for ``config`` on an env with ``spec``."""
     if spec.discrete:
         return DiscretePolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
-                              config.baseline)
+                              config.value_head, config.head_bias)
     return GaussianPolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
-                          config.baseline, config.log_std, config.log_std_min,
-                          config.log_std_max)
+                          config.value_head, config.log_std, config.log_std_min,
+                          config.log_std_max, head_bias=config.head_bias)
 
 
 def log_prob_and_entropy(dist_params: Any, actions: jax.Array, discrete: bool):
@@ -84,10 +84,12 @@ def compute_targets(
         rewards = rewards + gamma * traj.truncated * next_values
     G = R.discounted_returns(rewards, dones, gamma, last_value)
     mask = traj.valid
-    if config.rollout == "fixed" and config.baseline == "none":
+    if config.rollout == "fixed" and config.value_head == "none":
         mask = mask & R.finished_mask(dones)  # unknown tails cannot be credited
     if config.return_mode == "episode":
         G = R.episode_start_values(G, dones)
+    if config.baseline == "group":
+        G = G - R.leave_one_out_mean(G, mask, config.group_size)
     if config.normalize_returns == "batch":
         G = R.normalize(G, mask)
     elif config.normalize_returns == "episode":
@@ -107,7 +109,7 @@ class Trainer:
         self.config = config.validate()
         self.env, self.env_params, self.spec = make_env(config.env)
         self.policy = make_policy(config, self.spec)
-        self.tx = make_adam()
+        self.tx = make_optimizer(config.optimizer)
         if config.horizon > 0:
             self.num_steps = config.horizon
         elif config.rollout == "episodic":
@@ -119,7 +121,8 @@ class Trainer:
         key_params, key_env, key_run = jax.random.split(key, 3)
         obs = jnp.zeros((1, *self.spec.obs_shape), jnp.float32)
         params = self.policy.init(key_params, obs)
-        env_carry = reset_envs(key_env, self.env, self.env_params, self.config.num_envs)
+        env_carry = reset_envs(key_env, self.env, self.env_params, self.config.num_envs,
+                               self.config.group_size)
         zero = jnp.zeros((), jnp.float32)
         return RunnerState(params, self.tx.init(params), env_carry, key_run, zero, zero)
 
@@ -129,27 +132,23 @@ class Trainer:
         key, key_reset, key_rollout = jax.random.split(state.key, 3)
         policy_fn = lambda obs: self.policy.apply(state.params, obs)[0]  # noqa: E731
         if cfg.rollout == "episodic":
-            start = reset_envs(key_reset, self.env, self.env_params, cfg.num_envs)
+            start = reset_envs(key_reset, self.env, self.env_params, cfg.num_envs,
+                               cfg.group_size)
         else:
             start = state.env
         env_carry, traj = rollout(key_rollout, policy_fn, self.env, self.env_params, start,
-                                  self.num_steps, self.spec.discrete, cfg.rollout == "fixed")
+                                  self.num_steps, self.spec.discrete, cfg.rollout == "fixed",
+                                  cfg.group_size)
 
         next_values = last_value = None
-        if cfg.rollout == "fixed" and cfg.baseline != "none":
+        if cfg.rollout == "fixed" and cfg.value_head != "none":
             value_fn = lambda obs: self.policy.apply(state.params, obs)[1]  # noqa: E731
             next_values = jax.lax.stop_gradient(value_fn(traj.next_obs))
             last_value = jax.lax.stop_gradient(value_fn(env_carry.obs))
         G, mask, weights = compute_targets(cfg, traj, hp.gamma, next_values, last_value)
 
-        def loss_fn(params):
-            dist_params, values = self.policy.apply(params, traj.obs)
-            log_probs, entropy = log_prob_and_entropy(dist_params, traj.action,
-                                                      self.spec.discrete)
-            return reinforce_objective(log_probs, G, entropy, mask, values, weights,
-                                       hp.ent_coef, hp.vf_coef, cfg.reduction)
-
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, aux), grads = self.loss_and_grad(state.params, hp, traj.obs, traj.action, G,
+                                                mask, weights)
         grads, grad_norm = clip_by_global_norm_torch(grads, hp.max_grad_norm)
         learning_rate = hp.learning_rate
         if cfg.anneal_lr:
@@ -174,6 +173,48 @@ class Trainer:
         new_state = RunnerState(params, opt_state, env_carry, key,
                                 ep_return.astype(jnp.float32), ep_length.astype(jnp.float32))
         return new_state, metrics
+
+    def loss_and_grad(self, params, hp: HyperParams, obs, action, G, mask, weights):
+        """The objective's value, metrics and gradient on a [T, N] batch.
+
+        The batch is cut along time into slices of about ``grad_chunk_rows`` rows whose
+        summed losses and gradients are accumulated under ``lax.scan``: a slice's
+        activations stay in cache instead of streaming [T*N, width] arrays through
+        memory. Sums become means by dividing once by the valid count at the end.
+        """
+        cfg = self.config
+
+        def summed(p, batch):
+            obs, action, G, mask, weights = batch
+            dist_params, values = self.policy.apply(p, obs)
+            log_probs, entropy = log_prob_and_entropy(dist_params, action, self.spec.discrete)
+            return reinforce_objective(log_probs, G, entropy, mask, values, weights,
+                                       hp.ent_coef, hp.vf_coef, "sum")
+
+        grad_fn = jax.value_and_grad(summed, has_aux=True)
+        batch = (obs, action, G, mask, weights)
+        T, N = mask.shape
+        steps = T if cfg.grad_chunk_rows == 0 else max(1, cfg.grad_chunk_rows // N)
+        if steps >= T:
+            out = grad_fn(params, batch)
+        else:
+            chunks = -(-T // steps)
+            pad = chunks * steps - T  # padded steps carry mask 0: they add nothing
+
+            def cut(x):
+                x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+                return x.reshape(chunks, steps, *x.shape[1:])
+
+            def body(acc, chunk):
+                return jax.tree.map(jnp.add, acc, grad_fn(params, chunk)), None
+
+            zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+                grad_fn, params, jax.tree.map(lambda x: x[:steps], batch)))
+            out, _ = jax.lax.scan(body, zero, jax.tree.map(cut, batch))
+        if cfg.reduction == "mean":
+            scale = 1.0 / jnp.maximum(jnp.sum(mask), 1).astype(jnp.float32)
+            out = jax.tree.map(lambda x: x * scale.astype(x.dtype), out)
+        return out
 
     def run_updates(self, state: RunnerState, hp: HyperParams, num_updates: int):
         """``num_updates`` updates under ``lax.scan``; metrics are [num_updates]."""

@@ -33,6 +33,10 @@ def no_compile(monkeypatch):
     (dict(rollout="stream"), r"rollout='stream'; allowed: episodic, fixed"),
     (dict(log_std_min=2.0, log_std_max=-2.0), r"log_std_min=2.0, log_std_max=-2.0"),
     (dict(rollout="fixed", normalize_returns="episode"), r"normalize_returns='episode'"),
+    (dict(num_envs=10, group_size=4), r"group_size=4 with num_envs=10; allowed: a divisor"),
+    (dict(baseline="group"), r"baseline='group' with group_size=1; allowed: group_size >= 2"),
+    (dict(optimizer="rmsprop"), r"optimizer='rmsprop'; allowed: adam, sgd"),
+    (dict(grad_chunk_rows=-1), r"grad_chunk_rows=-1; allowed: an integer >= 0"),
 ])
 def test_bad_config_is_rejected_before_compiling(no_compile, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -165,3 +165,84 @@ def test_faithful_per_step_updates_skip_masked_steps():
     full, _ = per_step_updates(fn, tx, params, tx.init(params), obs, actions, G)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), short, padded)
     assert not np.allclose(full["params"]["logits"]["kernel"], short["params"]["logits"]["kernel"])
+
+
+def test_leave_one_out_mean_by_hand():
+    from reinforce_jax.returns import leave_one_out_mean
+
+    x = jnp.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    # groups of 3: (1, 2, 3) and (4, 5, 6); each gets the mean of the other two
+    np.testing.assert_allclose(leave_one_out_mean(x, jnp.ones_like(x, bool), 3),
+                               [[2.5, 2.0, 1.5, 5.5, 5.0, 4.5]])
+    # an invalid member is left out of the others' means and gets 0 itself;
+    # a member with no valid partner gets 0
+    mask = jnp.array([[True, False, True, True, False, False]])
+    np.testing.assert_allclose(leave_one_out_mean(x, mask, 3), [[3.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
+
+
+def test_groups_share_env_randomness_and_nothing_else():
+    from reinforce_jax.envs import make_env
+    from reinforce_jax.rollout import reset_envs, rollout
+
+    env, params, _ = make_env("CartPole-v1")
+    carry = reset_envs(jax.random.key(0), env, params, 6, group_size=3)
+    obs = np.asarray(carry.obs)
+    np.testing.assert_array_equal(obs[0], obs[2])
+    np.testing.assert_array_equal(obs[3], obs[5])
+    assert not np.array_equal(obs[0], obs[3])
+    ones = reset_envs(jax.random.key(0), env, params, 6)
+    np.testing.assert_array_equal(ones.obs, reset_envs(jax.random.key(0), env, params, 6,
+                                                       group_size=1).obs)
+    _, traj = rollout(jax.random.key(1), lambda o: jnp.zeros((o.shape[0], 2)), env, params,
+                      carry, 5, True, False, 3)
+    actions = np.asarray(traj.action)
+    assert not all(np.array_equal(actions[:, 0], actions[:, k]) for k in (1, 2))
+
+
+def test_group_baseline_advantages_sum_to_zero_per_group():
+    cfg = TrainConfig(env="DigitMatch-10-onehot", num_envs=8, group_size=4, baseline="group",
+                      normalize_returns="none")
+    traj = _traj([[-3.0, -1.0, 0.0, -4.0, -2.0, -2.0, -5.0, -1.0]], np.ones((1, 8)),
+                 np.zeros((1, 8)))
+    A, _, _ = compute_targets(cfg, traj, 1.0, None, None)
+    np.testing.assert_allclose(A[0, 0], -3.0 - (-5.0 / 3))
+    np.testing.assert_allclose(A.reshape(2, 4).sum(-1), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),  # episodic: invalid steps after each episode's end
+    dict(rollout="fixed", baseline="shared", reduction="sum", ent_coef=0.1),
+])
+def test_chunked_gradient_equals_whole_batch_gradient(tiny_config, overrides):
+    whole = Trainer(tiny_config.replace(grad_chunk_rows=0, **overrides))
+    chunked = Trainer(tiny_config.replace(grad_chunk_rows=4 * 5, **overrides))  # 5 steps, pad 1
+    state = whole.init(jax.random.key(0))
+    hp = whole.config.hyperparams
+    # a few updates first, so the policy is not uniform and episodes end unevenly
+    state, _ = jax.jit(whole.run_updates, static_argnums=2)(state, hp, 2)
+    a_state, a_m = jax.jit(whole.update)(state, hp)
+    b_state, b_m = jax.jit(chunked.update)(state, hp)
+    for a, b in zip(jax.tree.leaves(a_state.params), jax.tree.leaves(b_state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in ("loss", "pg_loss", "value_loss", "entropy", "grad_norm"):
+        np.testing.assert_allclose(a_m[name], b_m[name], rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_takes_a_plain_gradient_step(tiny_config):
+    cfg = tiny_config.replace(optimizer="sgd", anneal_lr=False, max_grad_norm=float("inf"),
+                              learning_rate=0.1)
+    trainer = Trainer(cfg)
+    state = trainer.init(jax.random.key(0))
+    captured = {}
+    real = trainer.loss_and_grad
+
+    def spy(*args):
+        out = real(*args)
+        captured["grads"] = out[1]
+        return out
+
+    trainer.loss_and_grad = spy
+    new, _ = trainer.update(state, cfg.hyperparams)
+    for p, g, q in zip(jax.tree.leaves(state.params), jax.tree.leaves(captured["grads"]),
+                       jax.tree.leaves(new.params)):
+        np.testing.assert_allclose(q, p - 0.1 * g, rtol=1e-6, atol=1e-7)
