@@ -20,11 +20,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from reinforce_jax import HyperParams, TrainConfig
 from reinforce_jax.driver import seed_keys
+from reinforce_jax.optim import clip_by_global_norm_torch
 from reinforce_jax.rollout import reset_envs, rollout
-from reinforce_jax.train import Trainer
+from reinforce_jax.train import Trainer, compute_targets
 
 HORIZON = 64
 UPDATES_PER_CALL = 4
@@ -52,8 +54,12 @@ def _memory_mb(compiled) -> float | None:
         return None
 
 
-def bench_train(num_envs: int, seeds: int, horizon: int, repeats: int) -> dict:
-    trainer = Trainer(_config(num_envs, horizon))
+def bench_train(num_envs: int, seeds: int, horizon: int, repeats: int,
+                grad_chunk_rows: int | None = None) -> dict:
+    cfg = _config(num_envs, horizon)
+    if grad_chunk_rows is not None:
+        cfg = cfg.replace(grad_chunk_rows=grad_chunk_rows)
+    trainer = Trainer(cfg)
     hp = HyperParams(*(jnp.float32(v) for v in trainer.config.hyperparams))
     state = jax.jit(jax.vmap(trainer.init))(seed_keys(list(range(seeds))))
     fn = jax.jit(jax.vmap(trainer.run_updates, in_axes=(0, None, None)), static_argnums=2)
@@ -63,7 +69,8 @@ def bench_train(num_envs: int, seeds: int, horizon: int, repeats: int) -> dict:
     seconds = _time(lambda: compiled(state, hp), repeats)
     steps = seeds * num_envs * horizon * UPDATES_PER_CALL
     return {"num_envs": num_envs, "seeds": seeds, "horizon": horizon,
-            "steps_per_s": steps / seconds, "seconds_per_update": seconds / UPDATES_PER_CALL,
+            "grad_chunk_rows": cfg.grad_chunk_rows, "steps_per_s": steps / seconds,
+            "seconds_per_update": seconds / UPDATES_PER_CALL,
             "compile_s": compile_s, "memory_mb": _memory_mb(compiled)}
 
 
@@ -87,19 +94,54 @@ def bench_rollout(num_envs: int, repeats: int, with_policy: bool) -> dict:
     return {"num_envs": num_envs, "steps_per_s": num_envs * HORIZON / seconds}
 
 
+def bench_learner(num_envs: int, repeats: int, grad_chunk_rows: int | None = None) -> dict:
+    """The learner alone on one stored rollout: loss, backward, clip and Adam."""
+    cfg = _config(num_envs)
+    if grad_chunk_rows is not None:
+        cfg = cfg.replace(grad_chunk_rows=grad_chunk_rows)
+    trainer = Trainer(cfg)
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    hp = HyperParams(*(jnp.float32(v) for v in cfg.hyperparams))
+    policy_fn = lambda obs: trainer.policy.apply(state.params, obs)[0]  # noqa: E731
+    _, traj = jax.jit(lambda k: rollout(k, policy_fn, trainer.env, trainer.env_params,
+                                        state.env, HORIZON, True, True))(jax.random.key(1))
+    G, mask, weights = compute_targets(cfg, traj, hp.gamma, None, None)
+
+    @jax.jit
+    def learn(params, opt_state):
+        _, grads = trainer.loss_and_grad(params, hp, traj.obs, traj.action, G, mask, weights)
+        grads, _ = clip_by_global_norm_torch(grads, hp.max_grad_norm)
+        updates, opt_state = trainer.tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    jax.block_until_ready(learn(state.params, state.opt_state))
+    seconds = _time(lambda: learn(state.params, state.opt_state), repeats)
+    return {"num_envs": num_envs, "grad_chunk_rows": cfg.grad_chunk_rows,
+            "steps_per_s": num_envs * HORIZON / seconds}
+
+
 def matmul_gflops(repeats: int) -> float:
-    a = jax.random.normal(jax.random.key(0), (16384, 64))
+    """Peak rate of the network's own matmul shape: the best of several timed runs of a
+    65536x64 @ 64x64 tanh chain (the best, not the median, estimates the ceiling)."""
+    a = jax.random.normal(jax.random.key(0), (65536, 64))
     b = jax.random.normal(jax.random.key(1), (64, 64))
     f = jax.jit(lambda a, b: jnp.tanh(a @ b) @ b)
     f(a, b).block_until_ready()
-    seconds = _time(lambda: f(a, b), repeats * 3)
-    return 2 * 2 * 16384 * 64 * 64 / seconds / 1e9
+    times = []
+    for _ in range(repeats * 20):
+        t0 = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t0)
+    return 2 * 2 * 65536 * 64 * 64 / min(times) / 1e9
 
 
 def flops_per_env_step() -> int:
-    """Policy forward in the rollout + forward and backward (~2x) in the loss."""
-    macs = 4 * 64 + 64 * 64 + 64 * 2
-    return 2 * macs * (1 + 1 + 2)
+    """FLOP per env step: the rollout's forward, the learner's forward, and its backward
+    (weight gradients of every layer, input gradients of all but the first)."""
+    layers = [(4, 64), (64, 64), (64, 2)]
+    forward = sum(i * o for i, o in layers)
+    backward = sum(i * o for i, o in layers) + sum(i * o for i, o in layers[1:])
+    return 2 * (2 * forward + backward)
 
 
 def slope(xs, ys) -> float:
@@ -120,7 +162,7 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "jax": jax.__version__,
             "torch": torch.__version__, "device": str(jax.devices()[0]),
-            "backend": jax.default_backend(), "torch_threads": 1}
+            "backend": jax.default_backend()}
 
 
 def main(argv=None) -> int:
@@ -143,6 +185,7 @@ def main(argv=None) -> int:
     print("jax: env only / rollout / training over num_envs ...", flush=True)
     envs = [bench_rollout(n, repeats, False) for n in env_grid]
     rollouts = [bench_rollout(n, repeats, True) for n in env_grid]
+    learners = [bench_learner(n, repeats) for n in env_grid]
     trains = []
     for n in env_grid:
         try:
@@ -153,6 +196,8 @@ def main(argv=None) -> int:
     print("jax: training over seeds and horizons ...", flush=True)
     seeds = [bench_train(256, s, HORIZON, repeats) for s in seed_grid]
     horizons = [bench_train(1024, 1, T, repeats) for T in horizon_grid]
+    print("jax: the learner on the whole batch at once (grad_chunk_rows=0) ...", flush=True)
+    whole = [bench_train(n, 1, HORIZON, repeats, grad_chunk_rows=0) for n in (1024, 4096)]
     gflops = matmul_gflops(repeats)
 
     best = max((t for t in trains if t["num_envs"] >= 1024), key=lambda t: t["steps_per_s"],
@@ -160,7 +205,8 @@ def main(argv=None) -> int:
     limit = gflops * 1e9 / flops_per_env_step()
     result = {
         "machine": machine(), "quick": quick,
-        "env_only": envs, "rollout": rollouts, "train_by_envs": trains,
+        "env_only": envs, "rollout": rollouts, "learner": learners, "train_by_envs": trains,
+        "train_whole_batch_gradient": whole,
         "train_by_seeds": seeds, "train_by_horizon": horizons,
         "torch": torch_rates, "matmul_gflops": gflops,
         "flops_per_env_step": flops_per_env_step(), "compute_limit_steps_per_s": limit,
@@ -189,13 +235,22 @@ def main(argv=None) -> int:
 def report(r: dict) -> None:
     m = r["machine"]
     print(f"\nmachine: {m['cpu']} ({m['cores']} cores), jax {m['jax']} on {m['device']}, "
-          f"torch {m['torch']} with {m['torch_threads']} thread")
-    print(f"\n{'num_envs':>9} {'env only':>12} {'rollout':>12} {'train':>12} {'compile s':>9}"
-          f" {'memory MB':>9}")
-    for e, ro, t in zip(r["env_only"], r["rollout"], r["train_by_envs"] + [None] * 9):
+          f"torch {m['torch']} (threads as named per reference)")
+    print(f"\n{'num_envs':>9} {'env only':>12} {'rollout':>12} {'learner':>12} {'train':>12}"
+          f" {'compile s':>9} {'memory MB':>9}   (env steps/s)")
+    for e, ro, le, t in zip(r["env_only"], r["rollout"], r["learner"],
+                            r["train_by_envs"] + [None] * 9):
         train = f"{t['steps_per_s']:12,.0f} {t['compile_s']:9.1f} {t['memory_mb'] or 0:9.1f}" \
             if t else f"{'-':>12}"
-        print(f"{e['num_envs']:>9} {e['steps_per_s']:12,.0f} {ro['steps_per_s']:12,.0f} {train}")
+        print(f"{e['num_envs']:>9} {e['steps_per_s']:12,.0f} {ro['steps_per_s']:12,.0f} "
+              f"{le['steps_per_s']:12,.0f} {train}")
+    by_n = {t["num_envs"]: t for t in r["train_by_envs"]}
+    for w in r["train_whole_batch_gradient"]:
+        if w["num_envs"] in by_n:
+            t = by_n[w["num_envs"]]
+            print(f"learner slices of {t['grad_chunk_rows']} rows vs the whole batch at once, "
+                  f"{w['num_envs']} envs: {t['steps_per_s']:,.0f} vs {w['steps_per_s']:,.0f}"
+                  f" steps/s ({t['steps_per_s'] / w['steps_per_s']:.2f}x)")
     print(f"\n{'seeds (256 envs each)':>22} {'train steps/s':>14} {'s/update':>9}")
     for s in r["train_by_seeds"]:
         print(f"{s['seeds']:>22} {s['steps_per_s']:14,.0f} {s['seconds_per_update']:9.4f}")
@@ -206,6 +261,14 @@ def report(r: dict) -> None:
     print(f"\nours: {best['steps_per_s']:,.0f} env steps/s training at {best['num_envs']} envs")
     for name, rate in r["torch"].items():
         print(f"  vs {name}: {rate:,.0f} steps/s -> ratio {r['ratios'][name]:,.1f}x")
+    fastest = max(rate for name, rate in r["torch"].items() if "batched" in name)
+    loop = next(rate for name, rate in r["torch"].items() if "seed004" in name)
+    ours = best["steps_per_s"]
+    for text, value, target in (("steps/s at >= 1024 envs", ours, 1e6),
+                                ("x the fastest batched torch", ours / fastest, 15),
+                                ("x the seed 004 loop", ours / loop, 500)):
+        verdict = "met" if value >= target else "NOT met"
+        print(f"target {target:,.0f} {text}: {value:,.1f} ({verdict})")
     print(f"limit: matmul {r['matmul_gflops']:.1f} GFLOP/s / {r['flops_per_env_step']:,} FLOP per "
           f"step = {r['compute_limit_steps_per_s']:,.0f} steps/s; we reach "
           f"{best['steps_per_s'] / r['compute_limit_steps_per_s']:.0%} of it; env-only peak "
@@ -225,12 +288,13 @@ def plot(r: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     ax = axes[0]
     for key, label in (("env_only", "env only"), ("rollout", "rollout (policy + env)"),
+                       ("learner", "learner only (loss + backward + Adam)"),
                        ("train_by_envs", "training (rollout + loss + update)")):
         xs = [p["num_envs"] for p in r[key]]
         ax.plot(xs, [p["steps_per_s"] for p in r[key]], "o-", label=label)
-    for name, rate in r["torch"].items():
+    for i, (name, rate) in enumerate(r["torch"].items()):
         ax.axhline(rate, ls="--", lw=1, color="gray")
-        ax.text(1, rate * 1.15, name, fontsize=7, color="gray")
+        ax.text(1 if i % 2 == 0 else 300, rate * 1.15, name, fontsize=7, color="gray")
     ax.set(xscale="log", yscale="log", xlabel="num_envs (1 seed)", ylabel="env steps / s",
            title=f"CartPole-v1 throughput, {r['machine']['cpu']}")
     ax.legend(fontsize=8)
