@@ -33,12 +33,19 @@ def test_acrobot_documented_config_reaches_minus_100():
     assert np.mean(final) >= -100, final
 
 
-def _p_exact(result, n):
+DIGITMATCH100 = TrainConfig(env="DigitMatch-100-onehot", num_envs=4096, group_size=32,
+                            baseline="group", num_updates=4000, hidden_sizes=(),
+                            head_bias=False, learning_rate=0.1, ent_coef=0.2,
+                            normalize_returns="none", max_grad_norm=float("inf"))
+
+
+def _p_exact(result, n, cfg=None):
     import jax
 
     from reinforce_jax.policies import DiscretePolicy
 
-    logits, _ = jax.vmap(lambda p: DiscretePolicy(n, ()).apply(
+    policy = DiscretePolicy(n, (), head_bias=True if cfg is None else cfg.head_bias)
+    logits, _ = jax.vmap(lambda p: policy.apply(
         p, jax.nn.one_hot(np.arange(n), n)))(result.params)
     probs = np.asarray(jax.nn.softmax(logits, -1))
     return probs[:, np.arange(n), np.arange(n)].mean(-1)
@@ -67,3 +74,18 @@ def test_digitmatch10_reaches_99_percent_exact():
                       hidden_sizes=(), learning_rate=0.1, max_grad_norm=float("inf"))
     p_exact = _p_exact(run_training(cfg, num_seeds=16, chunk_updates=100, progress=False), 10)
     assert p_exact.mean() >= 0.99, p_exact
+
+
+def test_digitmatch100_group_baseline_short_run_beats_chance():
+    # Chance is 0.01. The README config with 300 of its 4000 updates, on 1024 envs.
+    cfg = DIGITMATCH100.replace(num_envs=1024, num_updates=300)
+    p_exact = _p_exact(run_training(cfg, num_seeds=1, chunk_updates=300, progress=False), 100,
+                       cfg)
+    assert (p_exact > 0.15).all(), p_exact  # 15x chance (0.26 seen)
+
+
+@pytest.mark.slow
+def test_digitmatch100_reaches_95_percent_exact():
+    result = run_training(DIGITMATCH100, num_seeds=8, chunk_updates=500, progress=False)
+    p_exact = _p_exact(result, 100, DIGITMATCH100)
+    assert p_exact.mean() >= 0.95, p_exact
