@@ -120,6 +120,26 @@ def bench_learner(num_envs: int, repeats: int, grad_chunk_rows: int | None = Non
             "steps_per_s": num_envs * HORIZON / seconds}
 
 
+def capacity(num_envs: int, seed_grid: list[int]) -> dict:
+    """Compile (without running) training for growing seed counts and read XLA's memory
+    figure; the largest seeds x num_envs under the device's free memory fits."""
+    from reinforce_jax.sweep import available_memory_bytes
+
+    free_mb = available_memory_bytes() / 2**20
+    trainer = Trainer(_config(num_envs))
+    hp = HyperParams(*(jnp.float32(v) for v in trainer.config.hyperparams))
+    fn = jax.jit(jax.vmap(trainer.run_updates, in_axes=(0, None, None)), static_argnums=2)
+    rows = []
+    for seeds in seed_grid:
+        state = jax.eval_shape(jax.vmap(trainer.init), seed_keys(list(range(seeds))))
+        memory = _memory_mb(fn.lower(state, hp, UPDATES_PER_CALL).compile())
+        rows.append({"seeds": seeds, "num_envs": num_envs, "memory_mb": memory,
+                     "fits": memory is not None and memory < free_mb})
+    fitting = [r for r in rows if r["fits"]]
+    return {"free_memory_mb": free_mb, "rows": rows,
+            "largest_fitting": max(fitting, key=lambda r: r["seeds"]) if fitting else None}
+
+
 def matmul_gflops(repeats: int) -> float:
     """Peak rate of the network's own matmul shape: the best of several timed runs of a
     65536x64 @ 64x64 tanh chain (the best, not the median, estimates the ceiling)."""
@@ -198,6 +218,8 @@ def main(argv=None) -> int:
     horizons = [bench_train(1024, 1, T, repeats) for T in horizon_grid]
     print("jax: the learner on the whole batch at once (grad_chunk_rows=0) ...", flush=True)
     whole = [bench_train(n, 1, HORIZON, repeats, grad_chunk_rows=0) for n in (1024, 4096)]
+    print("jax: memory of larger seeds x envs (compiled, not run) ...", flush=True)
+    fits = capacity(4096, [1, 16, 256] if quick else [1, 16, 64, 256, 1024, 4096])
     gflops = matmul_gflops(repeats)
 
     best = max((t for t in trains if t["num_envs"] >= 1024), key=lambda t: t["steps_per_s"],
@@ -206,7 +228,7 @@ def main(argv=None) -> int:
     result = {
         "machine": machine(), "quick": quick,
         "env_only": envs, "rollout": rollouts, "learner": learners, "train_by_envs": trains,
-        "train_whole_batch_gradient": whole,
+        "train_whole_batch_gradient": whole, "capacity": fits,
         "train_by_seeds": seeds, "train_by_horizon": horizons,
         "torch": torch_rates, "matmul_gflops": gflops,
         "flops_per_env_step": flops_per_env_step(), "compute_limit_steps_per_s": limit,
@@ -257,6 +279,13 @@ def report(r: dict) -> None:
     print(f"\n{'horizon (1024 envs)':>22} {'train steps/s':>14} {'s/update':>9}")
     for h in r["train_by_horizon"]:
         print(f"{h['horizon']:>22} {h['steps_per_s']:14,.0f} {h['seconds_per_update']:9.4f}")
+    cap = r["capacity"]
+    print(f"\nmemory, compiled, {cap['rows'][0]['num_envs']} envs per seed "
+          f"(free: {cap['free_memory_mb']:,.0f} MB): " + ", ".join(
+              f"{c['seeds']} seeds {c['memory_mb']:,.0f} MB" for c in cap["rows"]))
+    big = cap["largest_fitting"]
+    if big:
+        print(f"largest that fits: {big['seeds']} seeds x {big['num_envs']} envs")
     best = r["best_train"]
     print(f"\nours: {best['steps_per_s']:,.0f} env steps/s training at {best['num_envs']} envs")
     for name, rate in r["torch"].items():
