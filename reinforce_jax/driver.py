@@ -207,7 +207,8 @@ def train_batch(
             if bar is not None:
                 ok = diverged_at < 0
                 ret = history["episode_return"][-1][ok, -1] if ok.any() else np.array([np.nan])
-                bar.update(size * bar_scale)
+                # fractional steps add up with round-off; never run past the total
+                bar.update(min(size * bar_scale, bar.total - bar.n))
                 bar.set_postfix(ret=f"{np.mean(ret):.1f}", diverged=int((~ok).sum()),
                                 refresh=False)
             if (diverged_at >= 0).all() and done < num_updates:
