@@ -28,7 +28,7 @@ from reinforce_jax.driver import final_returns, run_training, seed_keys
 from reinforce_jax.envs import make_env
 from reinforce_jax.faithful import per_step_updates
 from reinforce_jax.io import write_json
-from reinforce_jax.optim import make_adam
+from reinforce_jax.optim import make_optimizer
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
 from reinforce_jax.rollout import reset_envs, rollout
 from reinforce_jax.stats import summarize
@@ -72,7 +72,7 @@ def fourcurves_trainer(variant: str, lr: float, anneal: bool, iters: int, batch:
     """
     env, env_params, _ = make_env("FourCurves")
     policy = FOURCURVES_POLICY
-    tx = make_adam()
+    tx = make_optimizer("adam")
 
     def loss_fn(params, obs, actions, per_dim):
         (mean, log_std), _ = policy.apply(params, obs)
@@ -329,7 +329,7 @@ def cartpole(quick: bool) -> dict:
     seeds = 4 if quick else 16
     episodes = 300 if quick else 5000
     policy = DiscretePolicy(2, (), "tanh")
-    tx = make_adam()
+    tx = make_optimizer("adam")
 
     def episode(carry, _):
         params, opt_state, key = carry

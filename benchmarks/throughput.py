@@ -41,9 +41,16 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _config(num_envs: int, horizon: int = HORIZON) -> TrainConfig:
-    return TrainConfig(num_envs=num_envs, rollout="fixed", horizon=horizon,
-                       hidden_sizes=(64, 64))
+def _config(num_envs: int, horizon: int = HORIZON,
+            grad_chunk_rows: int | None = None) -> TrainConfig:
+    cfg = TrainConfig(num_envs=num_envs, rollout="fixed", horizon=horizon,
+                      hidden_sizes=(64, 64))
+    return cfg if grad_chunk_rows is None else cfg.replace(grad_chunk_rows=grad_chunk_rows)
+
+
+def _hparams(cfg: TrainConfig) -> HyperParams:
+    """The config's hyper-parameters as traced float32 scalars (shared by every seed)."""
+    return HyperParams(*(jnp.float32(v) for v in cfg.hyperparams))
 
 
 def _memory_mb(compiled) -> float | None:
@@ -56,11 +63,9 @@ def _memory_mb(compiled) -> float | None:
 
 def bench_train(num_envs: int, seeds: int, horizon: int, repeats: int,
                 grad_chunk_rows: int | None = None) -> dict:
-    cfg = _config(num_envs, horizon)
-    if grad_chunk_rows is not None:
-        cfg = cfg.replace(grad_chunk_rows=grad_chunk_rows)
+    cfg = _config(num_envs, horizon, grad_chunk_rows)
     trainer = Trainer(cfg)
-    hp = HyperParams(*(jnp.float32(v) for v in trainer.config.hyperparams))
+    hp = _hparams(cfg)
     state = jax.jit(jax.vmap(trainer.init))(seed_keys(list(range(seeds))))
     fn = jax.jit(jax.vmap(trainer.run_updates, in_axes=(0, None, None)), static_argnums=2)
     t0 = time.perf_counter()
@@ -96,12 +101,10 @@ def bench_rollout(num_envs: int, repeats: int, with_policy: bool) -> dict:
 
 def bench_learner(num_envs: int, repeats: int, grad_chunk_rows: int | None = None) -> dict:
     """The learner alone on one stored rollout: loss, backward, clip and Adam."""
-    cfg = _config(num_envs)
-    if grad_chunk_rows is not None:
-        cfg = cfg.replace(grad_chunk_rows=grad_chunk_rows)
+    cfg = _config(num_envs, grad_chunk_rows=grad_chunk_rows)
     trainer = Trainer(cfg)
     state = jax.jit(trainer.init)(jax.random.key(0))
-    hp = HyperParams(*(jnp.float32(v) for v in cfg.hyperparams))
+    hp = _hparams(cfg)
     policy_fn = lambda obs: trainer.policy.apply(state.params, obs)[0]  # noqa: E731
     _, traj = jax.jit(lambda k: rollout(k, policy_fn, trainer.env, trainer.env_params,
                                         state.env, HORIZON, True, True))(jax.random.key(1))
@@ -127,7 +130,7 @@ def capacity(num_envs: int, seed_grid: list[int]) -> dict:
 
     free_mb = available_memory_bytes() / 2**20
     trainer = Trainer(_config(num_envs))
-    hp = HyperParams(*(jnp.float32(v) for v in trainer.config.hyperparams))
+    hp = _hparams(trainer.config)
     fn = jax.jit(jax.vmap(trainer.run_updates, in_axes=(0, None, None)), static_argnums=2)
     rows = []
     for seeds in seed_grid:

@@ -24,7 +24,7 @@ from reinforce_jax import returns as R
 from reinforce_jax.convert import torch_to_flax
 from reinforce_jax.faithful import per_step_updates
 from reinforce_jax.losses import reinforce_loss, reinforce_objective
-from reinforce_jax.optim import clip_by_global_norm_torch, make_adam
+from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
 from reinforce_jax.train import set_learning_rate
 
@@ -338,7 +338,7 @@ def run_case(name: str, dtype: str, seed: int, variant: str | None = None) -> li
         # 50 optimizer steps on the same batches
         start = jax.tree.map(np.asarray, params)
         opt = torch.optim.Adam(model.parameters(), lr=setup.lr)
-        tx = make_adam()
+        tx = make_optimizer("adam")
         opt_state = set_learning_rate(tx.init(params), setup.lr)
         if setup.per_step:
             ep = setup.make_batch(rng, model)

@@ -77,15 +77,16 @@ def train(
 def _check_resume(out: Path, settings: dict) -> None:
     import json
 
-    from reinforce_jax.io import _jsonable
+    from reinforce_jax.io import jsonable
 
     saved_path, ckpt = out / "config.json", out / "checkpoint.npz"
     if not saved_path.exists() or not ckpt.exists():
         raise ValueError(f"--out {str(out)!r} has no config.json and checkpoint.npz to resume")
-    saved = json.loads(saved_path.read_text())
-    if saved != _jsonable(settings):
-        diff = [k for k in saved["config"] if saved["config"][k] != _jsonable(settings)[
-            "config"].get(k)] + [k for k in ("seeds", "first_seed") if saved[k] != settings[k]]
+    saved, current = json.loads(saved_path.read_text()), jsonable(settings)
+    if saved != current:
+        fields = sorted(set(saved.get("config", {})) | set(current["config"]))
+        diff = [k for k in fields if saved.get("config", {}).get(k) != current["config"].get(k)]
+        diff += [k for k in ("seeds", "first_seed") if saved.get(k) != current[k]]
         raise ValueError(f"--resume with settings that differ from {saved_path} in: "
                          f"{', '.join(diff)}; allowed: the same settings as the saved run")
 

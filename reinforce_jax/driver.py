@@ -202,7 +202,7 @@ def train_batch(
                 diverged_at[s] = done + int(np.argmax(bad[s]))
                 messages.append(f"{labels[s]} diverged (non-finite loss) at update "
                                 f"{diverged_at[s]}")
-                _write(bar, messages[-1])
+                bar_write(bar, messages[-1])
             done += size
             if bar is not None:
                 ok = diverged_at < 0
@@ -213,7 +213,7 @@ def train_batch(
                                 refresh=False)
             if (diverged_at >= 0).all() and done < num_updates:
                 messages.append("every run diverged; stopping early")
-                _write(bar, messages[-1])
+                bar_write(bar, messages[-1])
             if on_chunk is not None:
                 on_chunk(outcome(), done)
     except KeyboardInterrupt:
@@ -289,7 +289,7 @@ def run_training(
         start = load_outcome(checkpoint, trainer, keys)
     program = Program(trainer, round_up(num_seeds, len(jax.local_devices())))
     saver = _Saver(checkpoint, checkpoint_every, config.num_updates)
-    bar = _progress_bar(config.num_updates, progress, "upd", "training")
+    bar = progress_bar(config.num_updates, progress, "upd", "training")
     if bar is not None and start is not None:
         bar.update(start.metrics["loss"].shape[1])
     try:
@@ -331,7 +331,7 @@ def final_returns(result: TrainResult, last: int = 10) -> np.ndarray:
     return np.where(result.diverged_at >= 0, np.nan, final)
 
 
-def _progress_bar(total: float, enabled: bool, unit: str, desc: str):
+def progress_bar(total: float, enabled: bool, unit: str, desc: str):
     if not enabled:
         return None
     from tqdm.auto import tqdm
@@ -342,7 +342,7 @@ def _progress_bar(total: float, enabled: bool, unit: str, desc: str):
     return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, bar_format=fmt)
 
 
-def _write(bar, msg: str) -> None:
+def bar_write(bar, msg: str) -> None:
     if bar is not None:
         bar.write(msg)
     else:

@@ -44,7 +44,7 @@ def write_json(path: Path, data: Any) -> None:
 
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(_jsonable(data), f, indent=2, allow_nan=False)
+            json.dump(jsonable(data), f, indent=2, allow_nan=False)
             f.write("\n")
 
     _atomic(path, write)
@@ -58,18 +58,19 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     _atomic(path, write)
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` as plain JSON types: dataclasses and numpy values converted, NaN/inf -> None."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(dataclasses.asdict(x))
+        return jsonable(dataclasses.asdict(x))
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (np.floating, float)):
         x = float(x)
         return x if np.isfinite(x) else None  # JSON has no NaN: diverged values become null
     if isinstance(x, np.integer):
         return int(x)
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     return x

@@ -56,7 +56,3 @@ def make_optimizer(name: str = "adam") -> optax.GradientTransformation:
         raise ValueError(f"optimizer={name!r}; allowed: {', '.join(makers)}")
     return optax.inject_hyperparams(makers[name])(learning_rate=1e-3)
 
-
-def make_adam() -> optax.GradientTransformation:
-    """``make_optimizer("adam")``."""
-    return make_optimizer("adam")

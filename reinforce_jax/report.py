@@ -14,9 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from reinforce_jax.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
-from reinforce_jax.sweep import SweepResult, _fmt, collect
+from reinforce_jax.sweep import SweepResult, collect, format_value
 
 METRICS = ("iqm", "mean")
+
+
+def usable_runs(result: SweepResult) -> np.ndarray:
+    """bool [points, seeds]: the run finished and did not diverge."""
+    ok = result.diverged_at < 0
+    return ok if result.finished is None else ok & result.finished
 
 
 def final_scores(result: SweepResult, window: int = 10) -> np.ndarray:
@@ -26,10 +32,7 @@ def final_scores(result: SweepResult, window: int = 10) -> np.ndarray:
     for p, point in enumerate(result.plan.points):
         u = point.config.num_updates
         out[p] = curves[p, :, max(0, u - window):u].mean(axis=-1)
-    bad = result.diverged_at >= 0
-    if result.finished is not None:
-        bad |= ~result.finished
-    return np.where(bad, np.nan, out)
+    return np.where(usable_runs(result), out, np.nan)
 
 
 def sweep_table(result: SweepResult, metric: str = "iqm", window: int = 10,
@@ -95,11 +98,10 @@ def plot_sweep_curves(result: SweepResult, path: Path, order: list[int], top: in
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
     curves = result.metrics["episode_return"]
     colors = plt.get_cmap("tab10")
+    usable = usable_runs(result)
     for c, p in enumerate(order[:top]):
         u = result.plan.points[p].config.num_updates
-        ok = result.diverged_at[p] < 0
-        if result.finished is not None:
-            ok &= result.finished[p]
+        ok = usable[p]
         if not ok.any():
             continue
         good = curves[p, ok, :u]
@@ -126,14 +128,14 @@ def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
     plt = _pyplot()
     by_point = {r["point"]: r for r in rows}
     points = result.plan.points
-    fields = [k for k in points[0].values if len({_fmt(p.values[k]) for p in points}) > 1]
+    fields = [k for k in points[0].values if len({format_value(p.values[k]) for p in points}) > 1]
     written = []
     for field in fields:
         others = [k for k in points[0].values if k != field]
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
         combos = {}
         for p in points:
-            combos.setdefault(tuple(_fmt(p.values[k]) for k in others), []).append(p)
+            combos.setdefault(tuple(format_value(p.values[k]) for k in others), []).append(p)
         for combo, members in itertools.islice(combos.items(), 8):
             xs, ys, lo, hi = [], [], [], []
             for p in members:

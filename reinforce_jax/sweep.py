@@ -33,16 +33,16 @@ from reinforce_jax.driver import (
     METRIC_NAMES,
     BatchOutcome,
     Program,
-    _progress_bar,
-    _write,
+    bar_write,
     load_outcome,
     per_run_hparams,
+    progress_bar,
     round_up,
     save_outcome,
     seed_keys,
     train_batch,
 )
-from reinforce_jax.io import _jsonable, prepare_out_dir, write_json, write_npz
+from reinforce_jax.io import jsonable, prepare_out_dir, write_json, write_npz
 from reinforce_jax.train import Trainer
 
 SWEEPABLE = HyperParams._fields
@@ -59,10 +59,10 @@ class Point:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()) or "base"
+        return " ".join(f"{k}={format_value(v)}" for k, v in self.values.items()) or "base"
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
     if isinstance(v, tuple):
         return "x".join(map(str, v)) or "linear"
     return f"{v:g}" if isinstance(v, float) else str(v)
@@ -179,7 +179,7 @@ class SweepResult:
 
 
 def _identity(base: TrainConfig, grid: dict, seeds: int, first_seed: int) -> dict:
-    return _jsonable({"base": base, "grid": grid, "seeds": seeds, "first_seed": first_seed})
+    return jsonable({"base": base, "grid": grid, "seeds": seeds, "first_seed": first_seed})
 
 
 def run_sweep(
@@ -243,7 +243,7 @@ def run_sweep(
                     if f"g{g:03d}-c{i:05d}" in done_files)
     if resuming:
         print(f"resuming {out}: {runs_done} of {total_runs} runs already done")
-    bar = _progress_bar(total_runs, progress, "run", "sweep")
+    bar = progress_bar(total_runs, progress, "run", "sweep")
     if bar is not None:
         bar.update(runs_done)
     compiles, compile_seconds, run_seconds, steps_done = 0, 0.0, 0.0, 0
@@ -307,7 +307,7 @@ def run_sweep(
             compile_seconds += program.compile_seconds
             if interrupted:
                 break
-            _write(bar, f"shape group {g}: {len(plan.groups[g])} configs x {len(seed_list)} "
+            bar_write(bar, f"shape group {g}: {len(plan.groups[g])} configs x {len(seed_list)} "
                         f"seeds in chunks of {plan.chunk_runs[g]} runs; {program.compiles} "
                         f"compile(s), {program.compile_seconds:.1f}s")
     except KeyboardInterrupt:
