@@ -1,9 +1,10 @@
-"""The reference systems' runs: reproduce each seed's setup, then do better, over many seeds.
+"""The reference systems' runs: reproduce each original setup, then do better, over many seeds.
 
     python -m benchmarks.reference_runs RUN [--quick]
 
-RUN is one of ``fourcurves`` (seed 000), ``gamma-t`` (001), ``baseline`` (002),
-``digitmatch`` (003), ``cartpole`` (004), or ``all``. Each writes
+RUN is one of ``fourcurves`` (the FourCurves bandit), ``gamma-t`` (the gamma^t update),
+``baseline`` (the LineWalk agents), ``digitmatch`` (the DigitMatch bandit), ``cartpole``
+(the per-step CartPole agent), or ``all``. Each writes
 ``benchmarks/results/reference/RUN[_quick].json`` (numbers, commands, wall times, machine)
 and a figure ``docs/reference_RUN.png``. ``--quick`` shrinks seeds and iterations so
 the whole set runs in a few minutes; the README table quotes the full runs.
@@ -59,14 +60,14 @@ def _plt():
     return plt
 
 
-# ---------------------------------------------------------------- seed 000: FourCurves
+# ---------------------------------------------------------------- the FourCurves bandit
 FOURCURVES_POLICY = GaussianPolicy(4, (128,), "sigmoid", log_std_min=-30.0, log_std_max=30.0)
 
 
 def fourcurves_trainer(variant: str, lr: float, anneal: bool, iters: int, batch: int = 64):
     """``train(keys [S]) -> params [S]``: FourCurves with per-dimension REINFORCE.
 
-    variant "seed": weight dim d's log-density by its own reward (seed 000's loss);
+    variant "original": weight dim d's log-density by its own reward (the original loss);
     "ours": by its per-dimension advantage, the reward minus the batch mean over the
     batch std (unbiased). Both average over batch and dimensions.
     """
@@ -78,7 +79,7 @@ def fourcurves_trainer(variant: str, lr: float, anneal: bool, iters: int, batch:
         (mean, log_std), _ = policy.apply(params, obs)
         # log-density per dimension: [B, 4]
         lp = D.normal_log_prob(mean[..., None], log_std[..., None], actions[..., None])
-        if variant == "seed":
+        if variant == "original":
             weight = per_dim
         else:
             weight = (per_dim - per_dim.mean(0)) / (per_dim.std(0, ddof=1) + 1e-8)
@@ -120,14 +121,14 @@ def fourcurves_eval(params) -> tuple[np.ndarray, np.ndarray, tuple]:
 
 
 def fourcurves(quick: bool) -> dict:
-    """The seed's per-dimension Gaussian REINFORCE vs our per-dimension advantage."""
+    """The original per-dimension Gaussian REINFORCE vs our per-dimension advantage."""
     seeds = 4 if quick else 16
     iters = 3000 if quick else 50000
     make = lambda variant, lr, anneal: fourcurves_trainer(variant, lr, anneal, iters)  # noqa
     out = {"seeds": seeds, "iterations": iters, "batch": 64}
     curves_plot = {}
-    for name, variant, lr, anneal in [("seed setup (Adam 5e-4, reward-weighted)", "seed", 5e-4,
-                                       False),
+    for name, variant, lr, anneal in [("original setup (Adam 5e-4, reward-weighted)",
+                                       "original", 5e-4, False),
                                       ("ours (per-dim normalized advantage, Adam 3e-4, anneal)",
                                        "ours", 3e-4, True)]:
         t0 = time.perf_counter()
@@ -165,7 +166,7 @@ def fourcurves(quick: bool) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- seed 001: gamma^t
+# ---------------------------------------------------------------- the gamma^t update
 def gamma_t(quick: bool) -> dict:
     seeds = 16 if quick else 256
     base = TrainConfig(num_envs=16, num_updates=40 if quick else 100)
@@ -181,7 +182,7 @@ def gamma_t(quick: bool) -> dict:
            ci(final[1]), "sweep_dir": str(out_dir.relative_to(ROOT))}
     _curve_plot({"unweighted": res.metrics["episode_return"][0],
                  "γ^t-weighted": res.metrics["episode_return"][1]},
-                f"CartPole-v1, {seeds} seeds: γ^t weighting (seed 001) vs unweighted",
+                f"CartPole-v1, {seeds} seeds: γ^t weighting (Sutton & Barto) vs unweighted",
                 DOCS / "reference_gamma_t.png")
     for k in ("unweighted (common practice)", "gamma^t weighted (Sutton-Barto)"):
         print(f"{k}: final return {out[k]['mean']:.1f} CI {out[k]['ci95']}")
@@ -210,7 +211,7 @@ def _curve_plot(curves: dict, title: str, path: Path, ylabel: str = "episode ret
     plt.close(fig)
 
 
-# ---------------------------------------------------------------- seed 002: baseline
+# ---------------------------------------------------------------- the LineWalk agents
 def baseline(quick: bool) -> dict:
     out = {}
     seeds = 64 if quick else 1000
@@ -228,14 +229,14 @@ def baseline(quick: bool) -> dict:
     last100 = np.where(res.diverged_at >= 0, np.nan,
                        res.metrics["episode_return"][:, :, -100:].mean(-1))
     out["LineWalk"] = {"seeds": seeds, "config": walk, "wall_seconds": walk_wall,
-                       "metric": "mean return over the last 100 episodes (as the seed)",
+                       "metric": "mean return over the last 100 episodes (as the original)",
                        "no baseline": ci(last100[0]), "with baseline": ci(last100[1]),
                        "fraction of seeds reaching +1 reliably (last-100 mean > 1.0)": {
                            "no baseline": float(np.nanmean(last100[0] > 1.0)),
                            "with baseline": float(np.nanmean(last100[1] > 1.0))}}
     _curve_plot({"no baseline": res.metrics["episode_return"][0],
                  "with baseline": res.metrics["episode_return"][1]},
-                f"LineWalk (seed 002 setup), {seeds} seeds", DOCS / "reference_baseline_walk.png")
+                f"LineWalk (original setup), {seeds} seeds", DOCS / "reference_baseline_walk.png")
     cp_seeds = 16 if quick else 64
     cart = TrainConfig(num_envs=16, num_updates=60 if quick else 150)
     t0 = time.perf_counter()
@@ -257,7 +258,7 @@ def baseline(quick: bool) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- seed 003: DigitMatch
+# ---------------------------------------------------------------- the DigitMatch bandit
 def _exact(result, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per seed: the probability of the exact answer (mean over inputs) and greedy accuracy."""
     spec = make_env(cfg.env)[2]
@@ -274,9 +275,9 @@ def _exact(result, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def digitmatch(quick: bool) -> dict:
     out = {}
-    seed_seeds, our_seeds = (4, 16) if quick else (16, 64)
+    original_seeds, our_seeds = (4, 16) if quick else (16, 64)
     for n in (10, 100):
-        seed_cfg = TrainConfig(env=f"DigitMatch-{n}", num_envs=50,
+        original = TrainConfig(env=f"DigitMatch-{n}", num_envs=50,
                                num_updates=2000 if quick else 10001, hidden_sizes=(128,),
                                activation="relu", learning_rate=1e-3, anneal_lr=False,
                                normalize_returns="none", ent_coef=1e-4,
@@ -285,13 +286,14 @@ def digitmatch(quick: bool) -> dict:
             ours = TrainConfig(env="DigitMatch-10-onehot", num_envs=256, num_updates=300,
                                hidden_sizes=(), learning_rate=0.1, normalize_returns="batch",
                                max_grad_norm=float("inf"))
-        else:  # why each setting is needed: README, "Why seed 003 fails"
+        else:  # why each setting is needed: README, "Why the DigitMatch bandit fails"
             ours = TrainConfig(env="DigitMatch-100-onehot", num_envs=4096, group_size=32,
                                baseline="group", num_updates=4000, hidden_sizes=(),
                                head_bias=False, learning_rate=0.1, ent_coef=0.2,
                                normalize_returns="none", max_grad_norm=float("inf"))
         n_ours = our_seeds if n == 10 or not quick else 4
-        for label, cfg, seeds in (("seed setup", seed_cfg, seed_seeds), ("ours", ours, n_ours)):
+        for label, cfg, seeds in (("original setup", original, original_seeds),
+                                  ("ours", ours, n_ours)):
             res = run_training(cfg, num_seeds=seeds, chunk_updates=100 if cfg.num_updates > 1000
                                else 50, progress=False)
             p_exact, greedy = _exact(res, cfg)
@@ -315,14 +317,14 @@ def digitmatch(quick: bool) -> dict:
     ax.axhline(0.99, color="k", ls=":", lw=1)
     ax.axhline(0.95, color="gray", ls=":", lw=1)
     ax.set_ylabel("P(exact answer), mean over inputs")
-    ax.set_title("DigitMatch (seed 003): seed setup vs ours, 95% CI over seeds", fontsize=9)
+    ax.set_title("DigitMatch: original setup vs ours, 95% CI over seeds", fontsize=9)
     fig.tight_layout()
     fig.savefig(DOCS / "reference_digitmatch.png")
     plt.close(fig)
     return out
 
 
-# ---------------------------------------------------------------- seed 004: CartPole
+# ---------------------------------------------------------------- the per-step CartPole agent
 def cartpole(quick: bool) -> dict:
     out = {}
     env, env_params, spec = make_env("CartPole-v1")
@@ -356,7 +358,7 @@ def cartpole(quick: bool) -> dict:
         seed_keys(list(range(seeds))))))
     wall = time.perf_counter() - t0
     last100 = returns[:, -100:].mean(1)
-    out["faithful seed-004 mode"] = {
+    out["faithful per-step mode"] = {
         "seeds": seeds, "episodes": episodes, "wall_seconds_incl_compile": wall,
         "last-100-episode mean return": ci(last100),
         "seeds >= 475": int((last100 >= 475).sum())}
@@ -380,7 +382,7 @@ def cartpole(quick: bool) -> dict:
     k = max(1, episodes // 100)
     smooth = returns[:, : episodes // k * k].reshape(seeds, -1, k).mean(-1)
     axes[0].plot(np.arange(smooth.shape[1]) * k, smooth.T, lw=0.8)
-    axes[0].set_title(f"faithful seed-004 mode: per-step Adam, {seeds} seeds", fontsize=9)
+    axes[0].set_title(f"faithful per-step mode: per-step Adam, {seeds} seeds", fontsize=9)
     axes[0].set_xlabel("episode")
     axes[0].set_ylabel("return")
     axes[1].plot(res.metrics["episode_return"].T, lw=0.8)

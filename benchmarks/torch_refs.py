@@ -1,6 +1,7 @@
-"""PyTorch learners timed against ours: the seed 004 per-step loop, the seed 002
-per-episode agent, and a batched learner over a gymnasium vector env (the fastest
-torch REINFORCE we would expect a user to write). Each returns env steps per second."""
+"""PyTorch learners timed against ours: the per-step CartPole agent's loop, the LineWalk
+agents' per-episode learner (on CartPole), and a batched learner over a gymnasium vector
+env (the fastest torch REINFORCE we would expect a user to write). Each returns env steps
+per second."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _mlp(hidden: int) -> nn.Module:
                          nn.Linear(hidden, 2))
 
 
-def seed004_loop(seconds: float, gamma: float = 0.99) -> float:
+def per_step_loop(seconds: float, gamma: float = 0.99) -> float:
     """Linear softmax, one Adam step per time step after each episode (Sutton & Barto)."""
     env = gym.make("CartPole-v1")
     policy = nn.Linear(4, 2)
@@ -46,7 +47,7 @@ def seed004_loop(seconds: float, gamma: float = 0.99) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def seed002_agent(seconds: float, gamma: float = 0.99) -> float:
+def per_episode_agent(seconds: float, gamma: float = 0.99) -> float:
     """2x128 tanh policy, one update per episode on normalized returns, clip 0.5."""
     env = gym.make("CartPole-v1")
     policy = _mlp(128)
@@ -123,8 +124,8 @@ def run_all(seconds: float) -> dict[str, float]:
     np.random.seed(0)
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    rates = {"torch seed004 per-step loop (1 thread)": seed004_loop(seconds),
-             "torch seed002 per-episode agent (1 thread)": seed002_agent(seconds),
+    rates = {"torch per-step CartPole loop (1 thread)": per_step_loop(seconds),
+             "torch per-episode 2x128 agent (1 thread)": per_episode_agent(seconds),
              "torch batched vector env (1024 envs, 1 thread)": batched_vector(seconds)}
     cores = os.cpu_count() or 1
     if cores > 1:

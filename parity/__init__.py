@@ -1,2 +1,2 @@
-"""Parity suite: PyTorch references of each seed's loss, and checks that our JAX API
-computes the same gradients and optimizer trajectories on identical inputs."""
+"""Parity suite: PyTorch versions of each reference system's loss, and checks that our JAX
+API computes the same gradients and optimizer trajectories on identical inputs."""

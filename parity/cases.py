@@ -2,8 +2,9 @@
 public JAX API, on identical random inputs and identical (copied) weights.
 
 A case is checked twice per dtype: the gradient of one loss (after torch's in-place
-``clip_grad_norm_`` where the seed clips), and the parameters after 50 optimizer steps
-on the same 50 batches (one per-time-step episode of 50 steps for seed 004).
+``clip_grad_norm_`` where the original code clips), and the parameters after 50 optimizer
+steps on the same 50 batches (for the per-step CartPole agent: one episode of 50 steps,
+one step per time step).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Setup:
     make_batch: Callable[[np.random.Generator, torch.nn.Module], dict]
     lr: float
     clip: float | None = None
-    per_step: bool = False  # seed 004: the trajectory is one episode of per-step updates
+    per_step: bool = False  # per-step CartPole agent: one episode of per-step updates
 
 
 @dataclass
@@ -83,8 +84,8 @@ def categorical(dtype, variant=None, reduction="mean"):
     flax_model = DiscretePolicy(3, (128, 128), "tanh")
 
     def torch_loss(m, b):
-        return ref.seed002_loss(m(_t(b["obs"])).log_prob(_t(b["actions"])), _t(b["rewards"]),
-                                GAMMA, reduction)
+        return ref.linewalk_loss(m(_t(b["obs"])).log_prob(_t(b["actions"])), _t(b["rewards"]),
+                                 GAMMA, reduction)
 
     def jax_loss(p, b):
         logits, _ = flax_model.apply(p, b["obs"])
@@ -113,7 +114,7 @@ def gaussian(dtype, variant=None):
 
     def torch_loss(m, b):
         lp = m(_t(b["obs"])).log_prob(_t(b["actions"])).sum(-1)
-        return ref.seed002_loss(lp, _t(b["rewards"]), GAMMA)
+        return ref.linewalk_loss(lp, _t(b["rewards"]), GAMMA)
 
     def jax_loss(p, b):
         (mean, log_std), _ = flax_model.apply(p, b["obs"])
@@ -131,8 +132,8 @@ def baseline(dtype, variant=None):
 
     def torch_loss(m, b):
         dist, values = m(_t(b["obs"]))
-        return ref.seed002_baseline_loss(dist.log_prob(_t(b["actions"])), values,
-                                         _t(b["rewards"]), GAMMA)
+        return ref.linewalk_baseline_loss(dist.log_prob(_t(b["actions"])), values,
+                                          _t(b["rewards"]), GAMMA)
 
     def jax_loss(p, b):
         logits, values = flax_model.apply(p, b["obs"])
@@ -161,11 +162,11 @@ def bandit(dtype, variant=None):
         return {"x": x.astype(_np(dtype)), "y": y.astype(_np(dtype)), "samples": samples}
 
     def torch_loss(m, b):
-        return ref.seed000_loss(m(_t(b["x"])), _t(b["samples"]), _t(b["y"]))
+        return ref.fourcurves_loss(m(_t(b["x"])), _t(b["samples"]), _t(b["y"]))
 
     def jax_loss(p, b):
         (mean, log_std), _ = flax_model.apply(p, b["x"])
-        # per-dimension log-probs [B, 4]: each output is its own 1-D Gaussian, as in the seed
+        # per-dimension log-probs [B, 4]: each output is its own 1-D Gaussian, as in the original
         lp = D.normal_log_prob(mean[..., None], log_std[..., None], b["samples"][..., None])
         reward = -jnp.square(b["samples"] - b["y"])
         return reinforce_loss(lp, reward)
@@ -178,7 +179,7 @@ def gamma_t(dtype, variant=None):
     flax_model = DiscretePolicy(2, (64, 64), "tanh")
 
     def torch_loss(m, b):
-        return ref.seed001_loss(m(_t(b["obs"])).log_prob(_t(b["actions"])), _t(b["rewards"]),
+        return ref.gamma_t_loss(m(_t(b["obs"])).log_prob(_t(b["actions"])), _t(b["rewards"]),
                                 GAMMA)
 
     def jax_loss(p, b):
@@ -209,7 +210,7 @@ def probs_clamped(dtype, variant=None):
                 "rewards": -np.abs(i - a).astype(_np(dtype))}
 
     def torch_loss(m, b):
-        return ref.seed003_loss(m(_t(b["obs"])), _t(b["actions"]), _t(b["rewards"]))
+        return ref.digitmatch_loss(m(_t(b["obs"])), _t(b["actions"]), _t(b["rewards"]))
 
     def jax_loss(p, b):
         logits, _ = flax_model.apply(p, b["obs"])
@@ -281,14 +282,14 @@ def padded_batch(dtype, variant=None):
 
 
 CASES: dict[str, Callable[..., Setup]] = {
-    "1 categorical mean (seed 002)": categorical,
-    "1 categorical sum (seed 002)": lambda d, v=None: categorical(d, v, reduction="sum"),
-    "2 gaussian clamped log-std (seed 002)": gaussian,
-    "3 baseline shared backbone (seed 002)": baseline,
-    "4 gaussian bandit per-dim (seed 000)": bandit,
-    "5 gamma^t weighted (seed 001)": gamma_t,
-    "6 clamped probs + entropy (seed 003)": probs_clamped,
-    "7 per-step Sutton-Barto (seed 004)": per_step,
+    "1 categorical mean (LineWalk agents)": categorical,
+    "1 categorical sum (LineWalk agents)": lambda d, v=None: categorical(d, v, reduction="sum"),
+    "2 gaussian clamped log-std (LineWalk agents)": gaussian,
+    "3 baseline shared backbone (LineWalk agents)": baseline,
+    "4 gaussian bandit per-dim (FourCurves bandit)": bandit,
+    "5 gamma^t weighted (gamma^t update)": gamma_t,
+    "6 clamped probs + entropy (DigitMatch bandit)": probs_clamped,
+    "7 per-step Sutton-Barto (per-step CartPole agent)": per_step,
     "8 padded vectorized batch": padded_batch,
 }
 
@@ -342,8 +343,8 @@ def run_case(name: str, dtype: str, seed: int, variant: str | None = None) -> li
         opt_state = set_learning_rate(tx.init(params), setup.lr)
         if setup.per_step:
             ep = setup.make_batch(rng, model)
-            ref.seed004_episode(model, opt, _t(ep["obs"]), _t(ep["actions"]),
-                                _t(ep["rewards"]), GAMMA)
+            ref.per_step_episode(model, opt, _t(ep["obs"]), _t(ep["actions"]),
+                                 _t(ep["rewards"]), GAMMA)
             G = R.discounted_returns(ep["rewards"], jnp.zeros(STEPS), GAMMA)
             logits_fn = lambda p, o: setup.flax_model.apply(p, o)[0]  # noqa: E731
             params, _ = jax.jit(per_step_updates, static_argnums=(0, 1))(

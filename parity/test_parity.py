@@ -1,8 +1,9 @@
 """Every parity case, both dtypes, under pytest; and wrong variants that must fail.
 
 Inputs are random but seeded: PARITY_SEED picks the seed (``PARITY_SEED=random`` draws a
-fresh one, printed). CI pins a default because float32 case 6 fails for some seeds (see
-README, "Known gap"); ``python -m parity`` draws fresh inputs every run.
+fresh one, printed). CI pins a default so that its runs repeat exactly (the README's
+paragraph "Case 6 and float32" tells of a seed that once failed); ``python -m parity``
+draws fresh inputs every run.
 """
 
 import os
@@ -30,9 +31,9 @@ def test_case_matches_torch(case, dtype):
 
 
 @pytest.mark.parametrize("case, variant", [
-    ("1 categorical mean (seed 002)", "ddof0"),
-    ("1 categorical sum (seed 002)", "optax_clip"),
-    ("3 baseline shared backbone (seed 002)", "no_stop_gradient"),
+    ("1 categorical mean (LineWalk agents)", "ddof0"),
+    ("1 categorical sum (LineWalk agents)", "optax_clip"),
+    ("3 baseline shared backbone (LineWalk agents)", "no_stop_gradient"),
 ])
 def test_deliberately_wrong_variant_fails_float64(case, variant):
     grad, _ = run_case(case, "float64", SEED, variant=variant)

@@ -1,5 +1,5 @@
-"""The known torch-vs-JAX traps (SPEC.md): each test shows the difference, then shows our
-side handling it."""
+"""The known torch-vs-JAX traps, listed in the README's parity section: each test shows
+the difference, then shows our side handling it."""
 
 import flax
 import jax

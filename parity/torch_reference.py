@@ -1,8 +1,10 @@
-"""PyTorch reference implementations of the five seed systems' policies and losses.
+"""PyTorch versions of the five reference systems' policies and losses.
 
-Written from ../shared/SPEC.md and the seed documents' descriptions: each function is
-the loss exactly as the seed computes it (torch's unbiased std, ``clip_grad_norm_``,
-``Categorical`` semantics), so that a difference from our JAX side is a real one.
+The reference systems are the FourCurves bandit, the gamma^t update, the LineWalk agents,
+the DigitMatch bandit and the per-step CartPole agent (README, "Training from the command
+line"). Each function computes its loss the way the original torch code does (torch's
+unbiased std, ``clip_grad_norm_``, ``Categorical`` semantics), so that a difference from
+our JAX side is a real one.
 Every module has a ``MAPPING`` onto our flax layer names for ``reinforce_jax.convert``.
 """
 
@@ -14,7 +16,7 @@ from torch.distributions import Categorical, Normal
 
 
 class DiscreteMLP(nn.Module):
-    """Seed 002's discrete policy: 2 x hidden tanh MLP -> logits."""
+    """The LineWalk agents' discrete policy: 2 x hidden tanh MLP -> logits."""
 
     MAPPING = {"net.0": "hidden_0", "net.2": "hidden_1", "net.4": "logits"}
 
@@ -29,7 +31,7 @@ class DiscreteMLP(nn.Module):
 
 
 class GaussianMLP(nn.Module):
-    """Seed 002's Gaussian policy: tanh backbone, mean head, clamped log-std head."""
+    """The LineWalk agents' Gaussian policy: tanh backbone, mean head, clamped log-std head."""
 
     MAPPING = {"backbone.0": "hidden_0", "backbone.2": "hidden_1", "mean_head": "mean",
                "log_std_head": "log_std"}
@@ -50,7 +52,7 @@ class GaussianMLP(nn.Module):
 
 
 class BaselineMLP(nn.Module):
-    """Seed 002's policy with baseline: shared tanh backbone, policy and value heads."""
+    """The LineWalk agents' policy with baseline: shared tanh backbone, policy and value heads."""
 
     MAPPING = {"backbone.0": "hidden_0", "backbone.2": "hidden_1", "policy_head": "logits",
                "value_head": "value"}
@@ -68,7 +70,7 @@ class BaselineMLP(nn.Module):
 
 
 class BanditMLP(nn.Module):
-    """Seed 000: 1 -> 128 sigmoid -> 8 outputs, 4 means and 4 log-sigmas."""
+    """The FourCurves bandit: 1 -> 128 sigmoid -> 8 outputs, 4 means and 4 log-sigmas."""
 
     MAPPING = {"net.0": "hidden_0",
                "net.2": [("mean", slice(0, 4)), ("log_std", slice(4, 8))]}
@@ -83,7 +85,7 @@ class BanditMLP(nn.Module):
 
 
 class ProbPolicy(nn.Module):
-    """Seed 003: 1 -> hidden ReLU -> softmax probabilities over the actions."""
+    """The DigitMatch bandit: 1 -> hidden ReLU -> softmax probabilities over the actions."""
 
     MAPPING = {"linear1": "hidden_0", "linear2": "logits"}
 
@@ -97,7 +99,7 @@ class ProbPolicy(nn.Module):
 
 
 class LinearSoftmax(nn.Module):
-    """Seed 004: a linear layer and a softmax (no hidden layer)."""
+    """The per-step CartPole agent: a linear layer and a softmax (no hidden layer)."""
 
     MAPPING = {"output": "logits"}
 
@@ -110,7 +112,7 @@ class LinearSoftmax(nn.Module):
 
 
 def discounted(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
-    """G_t by the backwards loop the seeds use."""
+    """G_t by the backwards loop the reference systems use."""
     G, out = 0.0, []
     for r in reversed(rewards.tolist()):
         G = r + gamma * G
@@ -119,48 +121,49 @@ def discounted(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def normalized(G: torch.Tensor) -> torch.Tensor:
-    """Seed 002: (G - mean) / (std + 1e-8), torch's unbiased std."""
+    """The LineWalk agents: (G - mean) / (std + 1e-8), torch's unbiased std."""
     return (G - G.mean()) / (G.std() + 1e-8)
 
 
-def seed002_loss(log_probs, rewards, gamma, reduction="mean"):
+def linewalk_loss(log_probs, rewards, gamma, reduction="mean"):
     """``reinforce_update``: normalized discounted returns, ``-(log_prob * G).mean()``."""
     G = normalized(discounted(rewards, gamma))
     terms = -(log_probs * G)
     return terms.mean() if reduction == "mean" else terms.sum()
 
 
-def seed002_baseline_loss(log_probs, values, rewards, gamma, beta=0.5):
+def linewalk_baseline_loss(log_probs, values, rewards, gamma, beta=0.5):
     """``reinforce_with_baseline``: advantage G - V.detach(), policy + beta * MSE(V, G)."""
     G = normalized(discounted(rewards, gamma))
     advantages = G - values.detach()
     return -(log_probs * advantages).mean() + beta * nn.functional.mse_loss(values, G)
 
 
-def seed000_loss(dist: Normal, samples, y):
+def fourcurves_loss(dist: Normal, samples, y):
     """Per-dimension reward -(sample - y)^2; loss mean over batch and dims of -log_prob*r."""
     reward = -nn.functional.mse_loss(samples, y, reduction="none")
     return (-dist.log_prob(samples) * reward).mean()
 
 
-def seed001_loss(log_probs, rewards, gamma):
+def gamma_t_loss(log_probs, rewards, gamma):
     """Sutton & Barto 13.3 as a loss: -sum_t gamma^t G_t log pi(A_t|S_t)."""
     G = discounted(rewards, gamma)
     powers = gamma ** torch.arange(len(rewards), dtype=rewards.dtype)
     return -(powers * G * log_probs).sum()
 
 
-def seed003_loss(probs, actions, rewards, ent_coef=1e-4, min_prob=1e-6):
-    """Seed 003 after the fixes: clamp probabilities at 1e-6 before the log, R_i = r_i,
-    ``sum_i(-log_prob_i * R_i - ent_coef * H_i) / n``."""
+def digitmatch_loss(probs, actions, rewards, ent_coef=1e-4, min_prob=1e-6):
+    """The DigitMatch bandit's loss with the fixes from its thread: clamp probabilities at 1e-6
+    before the log, R_i = r_i, ``sum_i(-log_prob_i * R_i - ent_coef * H_i) / n``."""
     picked = probs[torch.arange(len(actions)), actions]
     log_prob = picked.clamp(min=min_prob).log()
     entropy = -(probs * probs.clamp(min=min_prob).log()).sum(-1)
     return (-(log_prob * rewards) - ent_coef * entropy).sum() / len(rewards)
 
 
-def seed004_episode(model: LinearSoftmax, opt, states, actions, rewards, gamma):
-    """Seed 004: for each t, ``-Categorical(probs).log_prob(a_t) * G_t``, one Adam step."""
+def per_step_episode(model: LinearSoftmax, opt, states, actions, rewards, gamma):
+    """The per-step CartPole agent: for each t, ``-Categorical(probs).log_prob(a_t) * G_t``,
+    then one Adam step."""
     for t in range(len(states)):
         G = sum(r * gamma**i for i, r in enumerate(rewards[t:].tolist()))
         opt.zero_grad()

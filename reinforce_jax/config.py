@@ -83,7 +83,7 @@ class TrainConfig:
     return_mode: Literal["reward_to_go", "episode"] = "reward_to_go"
     """Weight each log-prob by the reward-to-go G_t, or by the whole-episode return G_0."""
     gamma_t_weighting: bool = False
-    """Multiply step t's term by gamma^t (Sutton & Barto's update, seed 001)."""
+    """Multiply step t's term by gamma^t (Sutton & Barto's γ^t update)."""
     reduction: Literal["mean", "sum"] = "mean"
     """Loss reduction over valid steps."""
     grad_chunk_rows: int = 8192

@@ -3,7 +3,8 @@
 torch stores ``Linear.weight`` as [out, in]; flax stores ``Dense.kernel`` as [in, out],
 so every weight is transposed. A mapping names, for each torch layer prefix, the flax
 module that receives it, or a list of ``(flax_name, row_slice)`` when one torch layer
-feeds several flax heads (seed 000's single 8-output layer -> mean and log_std heads).
+feeds several flax heads (the FourCurves bandit's single 8-output layer -> mean and
+log_std heads).
 
 Example::
 

@@ -52,7 +52,7 @@ def categorical_entropy(logits: jax.Array) -> jax.Array:
 def clamped_probs_log_prob(
     logits: jax.Array, actions: jax.Array, min_prob: float = 1e-6
 ) -> jax.Array:
-    """``log(clamp(softmax(logits)[a], min_prob))``: seed 003's probability form.
+    """``log(clamp(softmax(logits)[a], min_prob))``: the DigitMatch bandit's probability form.
 
     The clamp has zero gradient below ``min_prob`` (as ``torch.clamp``), so this is
     *not* the logits log-prob; it exists for parity with code written that way.
@@ -71,7 +71,10 @@ def clamped_probs_log_prob(
 
 
 def clamped_probs_entropy(logits: jax.Array, min_prob: float = 1e-6) -> jax.Array:
-    """``-sum p * log(clamp(p, min_prob))``: seed 003's entropy form, [..., A] -> [...]."""
+    """``-sum p * log(clamp(p, min_prob))``, [..., A] -> [...].
+
+    The DigitMatch bandit's entropy form.
+    """
     p = jax.nn.softmax(logits, axis=-1)
     return -jnp.sum(p * jnp.log(jnp.maximum(p, min_prob)), axis=-1)
 

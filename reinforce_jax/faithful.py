@@ -1,4 +1,6 @@
-"""Sutton & Barto's REINFORCE as written: one optimizer step per time step (seed 004).
+"""Sutton & Barto's REINFORCE as written: one optimizer step per time step.
+
+This is the update of the per-step CartPole agent, one of the reference systems.
 
 For step t of a finished episode, in order, minimise ``-w_t * G_t * log pi(A_t|S_t)`` and
 take one optimizer step before moving to t+1 (so later steps see updated parameters).

@@ -1,8 +1,8 @@
 """REINFORCE losses: the plain ``-log_prob * G`` term and the full objective.
 
 Each loss takes time-major arrays ``[T, ...]`` with an optional validity mask and a
-reduction: "mean" divides by the number of valid elements, "sum" does not (the seeds
-use both; they differ in gradient scale by the number of elements).
+reduction: "mean" divides by the number of valid elements, "sum" does not (the reference
+systems use both; they differ in gradient scale by the number of elements).
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def _value(obs: jax.Array, features: jax.Array, module: nn.Module) -> jax.Array 
 class DiscretePolicy(nn.Module):
     """MLP -> logits over ``action_dim`` actions, with an optional value head.
 
-    ``hidden_sizes=()`` gives a linear softmax policy (seed 004); with one-hot
-    observations and ``head_bias=False`` that is a table of logits.
+    ``hidden_sizes=()`` gives a linear softmax policy (as in the per-step CartPole agent);
+    with one-hot observations and ``head_bias=False`` that is a table of logits.
     """
 
     action_dim: int
@@ -96,8 +96,8 @@ class GaussianPolicy(nn.Module):
     """MLP -> mean, with log-std state-dependent (clamped) or a free parameter.
 
     ``log_std_mode="state"``: a ``log_std`` head on the features, clipped to
-    ``[log_std_min, log_std_max]`` (default [-20, 2], as seed 002; the clip passes no
-    gradient outside the range, like ``torch.clamp``). ``"free"``: one learned
+    ``[log_std_min, log_std_max]`` (default [-20, 2], as in the LineWalk agents; the clip
+    passes no gradient outside the range, like ``torch.clamp``). ``"free"``: one learned
     parameter per action dimension, initialised to ``log_std_init``.
     """
 

@@ -91,7 +91,10 @@ def normalize(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8) ->
 
 
 def discount_weights(step_in_episode: jax.Array, gamma: float | jax.Array) -> jax.Array:
-    """``gamma ** t`` with t the step index inside its episode (seed 001's weighting)."""
+    """``gamma ** t`` with t the step index inside its episode.
+
+    This is the weighting of the gamma^t update (Sutton & Barto's REINFORCE).
+    """
     return jnp.power(jnp.asarray(gamma, jnp.result_type(float)), step_in_episode)
 
 

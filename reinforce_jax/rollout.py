@@ -1,6 +1,6 @@
 """Vectorized rollouts: ``num_envs`` gymnax environments stepped together under ``lax.scan``.
 
-Two episode-boundary modes (see SPEC "Episode boundaries"):
+Two episode-boundary modes (see README, "Episode boundaries"):
 
 * episodic (``auto_reset=False``): every env starts from reset and plays one episode;
   steps after its end are marked invalid. If the window ends first, the last step is

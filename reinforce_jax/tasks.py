@@ -1,17 +1,20 @@
 """The reference systems' tasks as gymnax environments (registered in ``envs``).
 
-* ``FourCurves`` (seed 000): a one-step Gaussian bandit. Observation x ~ N(0, 1); a 4-D
-  continuous action; per-dimension reward -(a_i - y_i)^2 with y = (x, x^2, x^3, sin x).
-  The scalar reward is their sum; ``info["reward_per_dim"]`` holds the four parts.
-* ``DigitMatch-N`` (seed 003): a one-step contextual bandit. Observation i uniform in
-  {0..N-1} (the raw number, as the seed fed it, or one-hot with the ``-onehot`` suffix);
-  action a in {0..N-1}; reward -|i - a|.
-* ``LineWalk`` (seed 002): x starts at 0 and moves +-0.1 per step (action 1 right, 0
-  left); the episode terminates once |x| > 1 with reward +1 (right) or -1 (left), every
-  other step pays 0.01; at most 50 steps (a truncation). The observation is
-  [x, 0, 0, 0], as in the seed. The position is kept as an integer count of 0.1-steps,
-  so "past 1" means 11 steps right, exactly as the seed's float64 arithmetic has it
-  (ten additions of 0.1 give 0.9999999999999999 there).
+The README lists the five reference systems. Three of them bring a task:
+
+* ``FourCurves`` (the FourCurves bandit): a one-step Gaussian bandit. Observation
+  x ~ N(0, 1); a 4-D continuous action; per-dimension reward -(a_i - y_i)^2 with
+  y = (x, x^2, x^3, sin x). The scalar reward is their sum; ``info["reward_per_dim"]``
+  holds the four parts.
+* ``DigitMatch-N`` (the DigitMatch bandit): a one-step contextual bandit. Observation i
+  uniform in {0..N-1} (the raw number, as the original fed it, or one-hot with the
+  ``-onehot`` suffix); action a in {0..N-1}; reward -|i - a|.
+* ``LineWalk`` (the LineWalk agents' task): x starts at 0 and moves +-0.1 per step
+  (action 1 right, 0 left); the episode terminates once |x| > 1 with reward +1 (right)
+  or -1 (left), every other step pays 0.01; at most 50 steps (a truncation). The
+  observation is [x, 0, 0, 0], as in the original. The position is kept as an integer
+  count of 0.1-steps, so "past 1" means 11 steps right, exactly as the original's float64
+  arithmetic has it (ten additions of 0.1 give 0.9999999999999999 there).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 
-# ---------------------------------------------------------------- FourCurves (seed 000)
+# ---------------------------------------------------------------- FourCurves
 @struct.dataclass
 class BanditState(environment.EnvState):
     context: jax.Array  # x (FourCurves) or i (DigitMatch)
@@ -42,7 +45,7 @@ def four_curves_targets(x: jax.Array) -> jax.Array:
 
 
 class FourCurves(environment.Environment[BanditState, OneStepParams]):
-    """Seed 000's regression bandit: act with a 4-D guess of (x, x^2, x^3, sin x)."""
+    """The FourCurves bandit: act with a 4-D guess of (x, x^2, x^3, sin x)."""
 
     @property
     def default_params(self) -> OneStepParams:
@@ -76,9 +79,9 @@ class FourCurves(environment.Environment[BanditState, OneStepParams]):
         return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
 
 
-# ---------------------------------------------------------------- DigitMatch (seed 003)
+# ---------------------------------------------------------------- DigitMatch
 class DigitMatch(environment.Environment[BanditState, OneStepParams]):
-    """Seed 003's bandit: see i, answer a, get -|i - a|."""
+    """The DigitMatch bandit: see i, answer a, get -|i - a|."""
 
     def __init__(self, n: int = 10, one_hot: bool = False):
         super().__init__()
@@ -124,7 +127,7 @@ class DigitMatch(environment.Environment[BanditState, OneStepParams]):
         return spaces.Box(0.0, float(self.n - 1), (1,), jnp.float32)
 
 
-# ---------------------------------------------------------------- LineWalk (seed 002)
+# ---------------------------------------------------------------- LineWalk
 @struct.dataclass
 class WalkState(environment.EnvState):
     position: jax.Array  # int: x = 0.1 * position
@@ -138,7 +141,7 @@ class WalkParams(environment.EnvParams):
 
 
 class LineWalk(environment.Environment[WalkState, WalkParams]):
-    """Seed 002's 1-D walk: reach x > 1 for +1, x < -1 costs -1, else 0.01 a step."""
+    """The LineWalk agents' 1-D walk: reach x > 1 for +1, x < -1 costs -1, else 0.01 a step."""
 
     @property
     def default_params(self) -> WalkParams:
