@@ -2,17 +2,22 @@
 
 The edge of the program: it validates input, calls the driver, prints summaries and
 writes run directories (``train``: ``config.json``, ``metrics.npz``, ``summary.json``,
-``curves.png``; ``sweep``: see ``reinforce_jax.sweep``).
+``curves.png``; ``sweep``: see ``reinforce_jax.sweep``). Each command ends with one line
+saying how it ended, and its exit code says the same to a script (``EXIT_*`` below).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
+import re
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 import tyro
@@ -25,6 +30,21 @@ from reinforce_jax.stats import summarize
 
 FINAL_WINDOW = 10  # final_return = mean episode return over this many last updates
 
+# Exit codes (README, "Exit codes").
+EXIT_OK = 0  # finished; diverged seeds, if any, are reported and excluded
+EXIT_CRASH = 1  # an unexpected error: Python prints the traceback
+EXIT_USAGE = 2  # a bad value, path or combination of options: nothing was trained
+EXIT_DIVERGED = 3  # every seed (train) or every finished run (sweep, report) diverged
+EXIT_SIGNAL = 128  # + the signal number: 130 after Ctrl-C (SIGINT), 143 after SIGTERM;
+#                    what was done is written, and --resume / re-running continues it
+
+
+class Exit(NamedTuple):
+    """How a command ended: its exit code and the last line it prints."""
+
+    code: int
+    line: str
+
 
 def train(
     config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes],
@@ -36,7 +56,7 @@ def train(
     checkpoint_every: float = 60.0,
     chunk_updates: int = 10,
     progress: bool = True,
-) -> TrainResult:
+) -> Exit:
     """Train REINFORCE over many seeds at once and write a run directory.
 
     Args:
@@ -71,7 +91,21 @@ def train(
                           resume=resume)
     summary = write_run(out, result)
     print_summary(result, summary, out)
-    return result
+    return train_exit(result, out)
+
+
+def train_exit(result: TrainResult, out: Path) -> Exit:
+    n, done, total = len(result.seeds), result.updates_done, result.config.num_updates
+    diverged = int((result.diverged_at >= 0).sum())
+    if result.interrupted:
+        return Exit(EXIT_SIGNAL + _received_signal(), f"interrupted after {done} of {total} "
+                    f"updates; the partial results are in {out} (continue with --resume)")
+    if diverged == n:
+        return Exit(EXIT_DIVERGED, f"every seed diverged ({n} of {n}; see the messages above);"
+                    f" results in {out}")
+    note = f", {diverged} diverged and excluded" if diverged else ""
+    return Exit(EXIT_OK, f"done: {n - diverged} of {n} seeds trained {done} updates{note}; "
+                f"results in {out}")
 
 
 def _check_resume(out: Path, settings: dict) -> None:
@@ -204,7 +238,7 @@ def sweep(
     checkpoint_every: float = 60.0,
     metric: Literal["iqm", "mean"] = "iqm",
     progress: bool = True,
-) -> int:
+) -> Exit:
     """Run a grid of hyper-parameters x seeds; re-running the same command resumes.
 
     Args:
@@ -252,7 +286,16 @@ def sweep(
         "env_steps": steps, "messages": result.messages})
     if result.finished.any():
         report(out, metric, FINAL_WINDOW, result=result)
-    return 1 if result.interrupted else 0
+    finished, total = int(result.finished.sum()), int(result.finished.size)
+    usable = int((result.finished & (result.diverged_at < 0)).sum())
+    if result.interrupted:
+        return Exit(EXIT_SIGNAL + _received_signal(), f"interrupted with {finished} of {total}"
+                    f" runs finished; re-run the same command to resume ({out})")
+    if usable == 0:
+        return Exit(EXIT_DIVERGED, f"every run diverged ({finished} of {total} finished, none "
+                    f"finite); results in {out}")
+    note = f", {finished - usable} diverged and excluded" if finished > usable else ""
+    return Exit(EXIT_OK, f"done: {finished} of {total} runs{note}; results in {out}")
 
 
 def report_cmd(
@@ -260,7 +303,7 @@ def report_cmd(
     metric: Literal["iqm", "mean"] = "iqm",
     window: int = FINAL_WINDOW,
     reference: int | None = None,
-) -> int:
+) -> Exit:
     """Print a sweep's table (sorted by --metric) and write its plots.
 
     Args:
@@ -269,23 +312,102 @@ def report_cmd(
       window: final return = mean episode return over this many last updates.
       reference: configuration index for the probability of improvement (default: the best).
     """
-    from reinforce_jax.report import report
+    from reinforce_jax.report import report, usable_runs
+    from reinforce_jax.sweep import collect
 
     if window < 1:
         raise ValueError(f"window={window!r}; allowed: an integer >= 1")
-    report(run_dir, metric, window, reference)
-    return 0
+    if not (Path(run_dir) / "sweep.json").exists():
+        raise ValueError(f"run_dir={str(run_dir)!r} has no sweep.json; allowed: a directory "
+                         "written by `reinforce-jax sweep`")
+    result = collect(run_dir)
+    report(run_dir, metric, window, reference, result=result)
+    usable, total = int(usable_runs(result).sum()), int(result.diverged_at.size)
+    if usable == 0:
+        return Exit(EXIT_DIVERGED, f"no finished run with a finite result ({total} runs in "
+                    f"{run_dir}); nothing to compare")
+    return Exit(EXIT_OK, f"reported {usable} of {total} runs")
+
+
+COMMANDS = {"train": train, "sweep": sweep, "report": report_cmd}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code (``EXIT_*``). Errors are one line on stderr."""
+    real_stderr = sys.stderr
+    parse_errors = io.StringIO()
+
+    def parsed(fn):  # called by tyro once the arguments are parsed: give stderr back
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            sys.stderr = real_stderr
+            return fn(*args, **kwargs)
+        return run
+
+    _received_signal.signum = signal.SIGINT
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    sys.stderr = parse_errors  # tyro draws its errors in a box; we print them as one line
     try:
-        rc = tyro.extras.subcommand_cli_from_dict(
-            {"train": train, "sweep": sweep, "report": report_cmd}, args=argv,
+        outcome = tyro.extras.subcommand_cli_from_dict(
+            {name: parsed(fn) for name, fn in COMMANDS.items()}, args=argv,
             prog="reinforce-jax")
+    except SystemExit as stop:  # tyro: --help (code 0) or an argument it cannot parse
+        sys.stderr = real_stderr
+        if stop.code in (0, None):
+            real_stderr.write(parse_errors.getvalue())
+            return EXIT_OK
+        args = sys.argv[1:] if argv is None else argv
+        command = " " + args[0] if args and args[0] in COMMANDS else ""
+        return _error(_one_line(parse_errors.getvalue()).rstrip(".")
+                      + f"; see reinforce-jax{command} --help")
     except ValueError as err:
-        print(f"reinforce-jax: error: {err}", file=sys.stderr)
-        return 2
-    return rc if isinstance(rc, int) else 0
+        return _error(str(err))
+    except OSError as err:  # a path that cannot be read or written
+        where = f" {str(err.filename)!r}" if err.filename else ""
+        return _error(f"{err.strerror or err}{where}")
+    except KeyboardInterrupt:  # before the first update (compiling) or while writing
+        return _finish(Exit(EXIT_SIGNAL + _received_signal(), "interrupted before training "
+                            "finished a chunk of updates; nothing trained was written"))
+    finally:
+        sys.stderr = real_stderr
+        signal.signal(signal.SIGTERM, previous)
+    return _finish(outcome)
+
+
+def _finish(outcome: Exit) -> int:
+    print(f"reinforce-jax: {outcome.line}", file=sys.stdout if outcome.code == 0 else sys.stderr,
+          flush=True)
+    return outcome.code
+
+
+def _error(message: str) -> int:
+    print(f"reinforce-jax: error: {message}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def _one_line(box: str) -> str:
+    """tyro's boxed error as one line: its title and the text before the first rule."""
+    lines = [line.strip().strip("│╭╮╰╯").strip() for line in box.strip().splitlines()]
+    title = re.sub(r"^[─\s]*|[─\s]*$", "", lines[0]) if lines else ""
+    body = []
+    for line in lines[1:]:
+        if not line or set(line) <= set("─ "):
+            break
+        body.append(line)
+    text = " ".join(body) or title
+    return f"{title}: {text}" if title and body and not text.startswith(title) else text
+
+
+def _received_signal() -> int:
+    """The signal that interrupted the command (SIGINT unless SIGTERM arrived)."""
+    return int(_received_signal.signum)
+
+
+def _interrupt_on_sigterm(signum, frame):
+    # a cluster's scheduler stops a job with SIGTERM: treat it as Ctrl-C, so the updates
+    # done so far are written, and tell the script which signal it was
+    _received_signal.signum = signum
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

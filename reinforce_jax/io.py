@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -23,7 +24,10 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
             raise ValueError(f"--out {str(out)!r} exists and is not empty; pass --overwrite to "
                              "replace it, or choose another directory")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {str(out)!r} cannot be created: {err.strerror}") from None
     return out
 
 
@@ -59,7 +63,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def jsonable(x: Any) -> Any:
-    """``x`` as plain JSON types: dataclasses and numpy values converted, NaN/inf -> None."""
+    """``x`` as plain JSON types: dataclasses and numpy values converted, NaN -> None and
+    +-inf -> "inf"/"-inf" (JSON has neither; ``max_grad_norm=inf`` must read back)."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         return jsonable(dataclasses.asdict(x))
     if isinstance(x, dict):
@@ -68,9 +73,20 @@ def jsonable(x: Any) -> Any:
         return [jsonable(v) for v in x]
     if isinstance(x, (np.floating, float)):
         x = float(x)
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
         return x if np.isfinite(x) else None  # JSON has no NaN: diverged values become null
     if isinstance(x, np.integer):
         return int(x)
     if isinstance(x, np.ndarray):
         return jsonable(x.tolist())
     return x
+
+
+def from_jsonable(x: Any) -> Any:
+    """Undo ``jsonable`` for config values: lists -> tuples, "inf"/"-inf" -> floats."""
+    if isinstance(x, dict):
+        return {k: from_jsonable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return tuple(from_jsonable(v) for v in x)
+    return float(x) if x in ("inf", "-inf") else x

@@ -115,7 +115,8 @@ def plot_sweep_curves(result: SweepResult, path: Path, order: list[int], top: in
     ax.set_ylabel("episode return")
     ax.set_title(f"sweep: best {min(top, len(order))} configurations, mean and 95% CI")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:  # nothing is drawn when every run diverged
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

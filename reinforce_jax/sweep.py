@@ -42,7 +42,7 @@ from reinforce_jax.driver import (
     seed_keys,
     train_batch,
 )
-from reinforce_jax.io import jsonable, prepare_out_dir, write_json, write_npz
+from reinforce_jax.io import from_jsonable, jsonable, prepare_out_dir, write_json, write_npz
 from reinforce_jax.train import Trainer
 
 SWEEPABLE = HyperParams._fields
@@ -332,10 +332,8 @@ def collect(out: Path, plan: SweepPlan | None = None) -> SweepResult:
     saved = json.loads((out / "sweep.json").read_text())
     if plan is None:
         ident = saved["identity"]
-        base = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in ident["base"].items()})
-        grid = {k: [tuple(x) if isinstance(x, list) else x for x in v]
-                for k, v in ident["grid"].items()}
+        base = TrainConfig(**from_jsonable(ident["base"]))
+        grid = {k: list(from_jsonable(v)) for k, v in ident["grid"].items()}
         points = expand_grid(base, grid)
         seeds = list(range(ident["first_seed"], ident["first_seed"] + ident["seeds"]))
         plan = SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])

@@ -1,11 +1,16 @@
-"""A tiny end-to-end CLI run, and the CLI's refusals."""
+"""A tiny end-to-end CLI run, the CLI's refusals, and its exit codes."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reinforce_jax.cli import main
+from reinforce_jax.cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE, main
 
 TINY_ARGS = ["--num-envs", "4", "--num-updates", "4", "--horizon", "16", "--hidden-sizes", "8",
              "--chunk-updates", "2", "--no-progress"]
@@ -43,10 +48,44 @@ def test_config_json_round_trips(run_dir):
 
 
 def test_prints_table_and_throughput(run_dir, capsys, tmp_path):
-    assert main(["train", "--seeds", "2", "--out", str(tmp_path / "r"), *TINY_ARGS]) == 0
+    assert main(["train", "--seeds", "2", "--out", str(tmp_path / "r"), *TINY_ARGS]) == EXIT_OK
     out = capsys.readouterr().out
     assert "IQM" in out and "95% bootstrap CI" in out
     assert "env steps/s" in out and "compile" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("reinforce-jax: done: 2 of 2 seeds trained 4 updates"), last
+
+
+def test_every_seed_diverged_exits_3(tmp_path, capsys):
+    # a step size of 1e38 overflows the weights on the first update, for every seed
+    code = main(["train", "--seeds", "2", "--out", str(tmp_path / "d"), "--learning-rate",
+                 "1e38", "--max-grad-norm", "inf", *TINY_ARGS])
+    assert code == EXIT_DIVERGED == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "reinforce-jax: every seed diverged (2 of 2")
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["diverged_seeds"] == [0, 1] and summary["final_return_mean"] is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_keeps_the_partial_run_and_exits_128_plus_it(tmp_path, signum):
+    out = tmp_path / "sig"
+    args = [*TINY_ARGS, "--seeds", "2", "--out", str(out), "--num-updates", "100000",
+            "--checkpoint-every", "0"]  # later options win: a run far too long to finish
+    proc = subprocess.Popen([sys.executable, "-m", "reinforce_jax", "train", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoint.npz").exists():  # the first chunk of updates is done
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_SIGNAL + signum, (stdout, stderr)
+    assert "interrupted after" in stderr.strip().splitlines()[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and 0 < summary["updates_done"] < 100000
+    kept = np.load(out / "metrics.npz")["episode_return"]
+    assert kept.shape == (2, summary["updates_done"]) and np.isfinite(kept).all()
 
 
 def test_refuses_non_empty_out_unless_overwrite(run_dir, capsys):
@@ -70,3 +109,75 @@ def test_bad_numbers_are_refused(tmp_path, capsys):
     assert "gamma=2.0; allowed: 0 <= gamma <= 1" in capsys.readouterr().err
     assert main(["train", "--seeds", "0", "--out", str(tmp_path / "s")]) == 2
     assert "seeds=0; allowed: an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("learning_rate, code, last", [
+    ("1e-2", EXIT_OK, "done: 2 of 2 runs"),
+    ("1e38", EXIT_DIVERGED, "every run diverged"),
+])
+def test_sweep_and_report_exit_codes(learning_rate, code, last, tmp_path, capsys):
+    out = str(tmp_path / "s")
+    assert main(["sweep", *TINY_ARGS, "--seeds", "2", "--out", out, "--max-grad-norm", "inf",
+                 "--grid.learning-rate", learning_rate]) == code
+    captured = capsys.readouterr()
+    assert last in (captured.out if code == EXIT_OK else captured.err).strip().splitlines()[-1]
+    assert main(["report", out]) == code
+    captured = capsys.readouterr()
+    expected = "reported 2 of 2 runs" if code == EXIT_OK else "no finished run with a finite"
+    assert expected in (captured.out if code == EXIT_OK else captured.err).splitlines()[-1]
+
+
+def test_an_interrupted_sweep_exits_130_and_resumes(tmp_path):
+    out = tmp_path / "int"
+    cmd = [sys.executable, "-m", "reinforce_jax", "sweep", *TINY_ARGS, "--seeds", "12",
+           "--max-runs-per-chunk", "1", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(list((out / "chunks").glob("*.npz"))) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_SIGNAL + signal.SIGINT == 130, (stdout, stderr)
+    assert "re-run the same command to resume" in stderr.strip().splitlines()[-1]
+    done = len(list((out / "chunks").glob("*.npz")))
+    assert 1 <= done < 12
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == EXIT_OK, again.stderr[-2000:]
+    assert f"{done} of 12 runs already done" in again.stdout
+    assert "done: 12 of 12 runs" in again.stdout.strip().splitlines()[-1]
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    # bad values, refused by our checks and by the argument parser
+    (["train", "--learning-rate", "-1"], "learning_rate=-1.0; allowed"),
+    (["train", "--num-envs", "many"], "Error parsing --num-envs"),
+    (["train", "--rollout", "sideways"], "invalid choice 'sideways' for argument '--rollout'"),
+    (["train", "--no-such-option", "1"], "Unrecognized options: --no-such-option"),
+    (["report", "DIR", "--window", "0"], "window=0; allowed: an integer >= 1"),
+    # bad paths
+    (["train", "--out", "FILE"], "exists and is not a directory"),
+    (["train", "--out", "FILE/run"], "cannot be created"),
+    (["train", "--resume", "--out", "DIR/none"], "has no config.json and checkpoint.npz"),
+    (["report", "DIR/none"], "has no sweep.json"),
+    # bad combinations of options
+    (["train", "--resume", "--overwrite", "--out", "DIR"], "--resume and --overwrite together"),
+    (["train", "--baseline", "group", "--group-size", "5"], "group_size=5 with num_envs=48"),
+    (["train", "--resume"], "--resume needs --out"),
+])
+def test_each_class_of_bad_input_is_one_line_and_exit_2(argv, expected, tmp_path, capsys,
+                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("not a directory")
+    argv = [a.replace("DIR", str(tmp_path)) for a in argv]
+    assert main(argv) == EXIT_USAGE
+    line = _one_error_line(capsys)
+    assert line.startswith("reinforce-jax: error: ") and expected in line, line
+    assert not Path("runs").exists()  # nothing was written
