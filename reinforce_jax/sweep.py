@@ -265,6 +265,9 @@ def run_sweep(
                     np.asarray([plan.points[p].config.hyperparams[k] for p, _ in runs])
                     for k in range(len(SWEEPABLE)))), len(runs))
                 ckpt = out / "ckpt" / f"{name}.npz"
+                for stale in [*ckpt.parent.glob(f".{name}.npz.*.tmp"),
+                              *(out / "chunks").glob(f".{name}.npz.*.tmp")]:
+                    stale.unlink()  # a write of this chunk cut short by a kill
                 start = load_outcome(ckpt, trainer, keys) if ckpt.exists() else None
                 t_updates = num_updates[runs[0][0]]
 
