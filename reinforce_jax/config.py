@@ -30,7 +30,10 @@ class TrainConfig:
     """REINFORCE on a gymnax environment, many environments per update."""
 
     env: str = "CartPole-v1"
-    """Environment name (see `reinforce_jax.envs.available_envs()`)."""
+    """Environment: CartPole-v1, Acrobot-v1, MountainCar-v0 (discrete actions),
+    Pendulum-v1, MountainCarContinuous-v0 (continuous); the reference systems' tasks
+    FourCurves, LineWalk, DigitMatch-N and DigitMatch-N-onehot (any N >= 2); or a name
+    added with `reinforce_jax.register_env`."""
     num_envs: int = 48
     """Parallel environments per seed; in episodic mode, episodes per update."""
     num_updates: int = 150

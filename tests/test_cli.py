@@ -104,6 +104,18 @@ def test_unknown_env_lists_the_available_ones(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_env_help_lists_every_available_env(capsys):
+    from reinforce_jax.envs import available_envs
+
+    assert main(["train", "--help"]) == EXIT_OK
+    text = " ".join(capsys.readouterr().out.split())
+    section = text[text.index("--env"):text.index("--num-envs")]
+    for name in available_envs():
+        shown = "DigitMatch-N-onehot" if name.endswith("-onehot") else (
+            "DigitMatch-N" if name.startswith("DigitMatch") else name)
+        assert shown in section, name
+
+
 def test_bad_numbers_are_refused(tmp_path, capsys):
     assert main(["train", "--gamma", "2", "--out", str(tmp_path / "g")]) == 2
     assert "gamma=2.0; allowed: 0 <= gamma <= 1" in capsys.readouterr().err
