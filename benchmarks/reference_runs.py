@@ -29,12 +29,12 @@ from reinforce_jax.driver import final_returns, run_training, seed_keys
 from reinforce_jax.envs import make_env
 from reinforce_jax.faithful import per_step_updates
 from reinforce_jax.io import write_json
-from reinforce_jax.optim import make_optimizer
+from reinforce_jax.optim import make_optimizer, set_learning_rate
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
 from reinforce_jax.rollout import reset_envs, rollout
 from reinforce_jax.stats import summarize
 from reinforce_jax.sweep import run_sweep
-from reinforce_jax.train import make_policy, set_learning_rate
+from reinforce_jax.train import make_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "reference"

@@ -25,9 +25,10 @@ from reinforce_jax import returns as R
 from reinforce_jax.convert import torch_to_flax
 from reinforce_jax.faithful import per_step_updates
 from reinforce_jax.losses import reinforce_loss, reinforce_objective
-from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer
+from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer, set_learning_rate
+from reinforce_jax.config import TrainConfig
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
-from reinforce_jax.train import set_learning_rate
+from reinforce_jax.train import Trainer
 
 TOLERANCES = {
     "float64": {"grad_rtol": 1e-10, "grad_atol": 1e-12, "steps_atol": 1e-9},
@@ -50,6 +51,9 @@ class Setup:
     lr: float
     clip: float | None = None
     per_step: bool = False  # per-step CartPole agent: one episode of per-step updates
+    # the optimizer-steps row done by the case itself: (rng, torch model, our params) ->
+    # our params after the same updates the case applied to the torch model
+    run_steps: Callable[[np.random.Generator, torch.nn.Module, Any], Any] | None = None
 
 
 @dataclass
@@ -281,6 +285,107 @@ def padded_batch(dtype, variant=None):
                  lr=3e-4, clip=0.5)
 
 
+def per_step_baseline(dtype, variant=None, optimizer="sgd"):
+    """The book's REINFORCE with baseline, per time step, against our Trainer's
+    ``update_every="step"`` learner: 5 episodes of different lengths, one after another."""
+    model = ref.LinearPolicyAndValue(4, 2)
+    lr, value_lr = (0.01, 0.05) if optimizer == "sgd" else (0.01, 0.03)
+    trainer = Trainer(TrainConfig(
+        env="CartPole-v1", hidden_sizes=(), baseline="separate", update_every="step",
+        optimizer=optimizer, learning_rate=lr, value_learning_rate=value_lr, vf_coef=0.5,
+        normalize_returns="none", gamma_t_weighting=True, max_grad_norm=float("inf"),
+        anneal_lr=False, num_envs=1, gamma=GAMMA, reduction="sum"))
+    lengths = (12, 7, 15, 9, 7)  # 50 steps
+    T = max(lengths)
+
+    def make_batch(rng, m, length=T):
+        b = _episode(rng, length, 4, 2, dtype)
+        b["rewards"] = np.ones(length, _np(dtype))  # CartPole pays 1 per step
+        return b
+
+    def torch_loss(m, b):  # the first time step: the value and the policy update's losses
+        G = ref.discounted(_t(b["rewards"]), GAMMA)[0]
+        v = m.value(_t(b["obs"][0])).squeeze(-1)
+        delta = (G - v).detach()
+        log_prob = torch.distributions.Categorical(logits=m.policy(_t(b["obs"][0])))
+        return -delta * v - delta * log_prob.log_prob(_t(b["actions"][0]))
+
+    def jax_loss(p, b):  # what the per-step learner differentiates at t = 0
+        logits, values = trainer.policy.apply(p, b["obs"][:1])
+        G = R.discounted_returns(b["rewards"], jnp.zeros(len(b["rewards"])), GAMMA)
+        lp = D.categorical_log_prob(logits, b["actions"][:1])
+        return reinforce_objective(lp, G[:1], jnp.zeros(1), values=values, vf_coef=0.5,
+                                   weights=jnp.ones(1), reduction="sum")[0]
+
+    def run_steps(rng, m, params):
+        opts = [torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam][0]
+        opt_theta, opt_w = opts(m.policy.parameters(), lr=lr), opts(m.value.parameters(),
+                                                                    lr=value_lr)
+        opt_state = trainer.tx.init(params)
+        learn = jax.jit(trainer.learn)
+        for length in lengths:
+            ep = make_batch(rng, m, length)
+            ref.per_step_with_baseline_episode(m, opt_theta, opt_w, _t(ep["obs"]),
+                                               _t(ep["actions"]), _t(ep["rewards"]), GAMMA)
+            pad = lambda x: np.pad(x, [(0, T - length)] + [(0, 0)] * (x.ndim - 1))  # noqa
+            G = R.discounted_returns(ep["rewards"], jnp.zeros(length), GAMMA)
+            w = R.discount_weights(jnp.arange(length), GAMMA)
+            params, opt_state = learn(
+                params, opt_state, trainer.config.hyperparams, 1.0,
+                pad(ep["obs"])[:, None], pad(ep["actions"])[:, None], pad(G)[:, None],
+                (np.arange(T) < length)[:, None], pad(w)[:, None])[:2]
+        return params
+
+    return Setup(model, trainer.policy, model.MAPPING, torch_loss, jax_loss,
+                 lambda rng, m: make_batch(rng, m), lr=lr, run_steps=run_steps)
+
+
+def separate_value_adam(dtype, variant=None):
+    """A policy network and a value network with two torch Adam optimizers at different
+    step sizes, against our batched Trainer with ``value_learning_rate``."""
+    model = ref.SeparateValueMLP(4, 2, hidden=64)
+    lr, value_lr, clip = 3e-4, 1e-3, 0.5
+    trainer = Trainer(TrainConfig(
+        env="CartPole-v1", hidden_sizes=(64, 64), baseline="separate", optimizer="adam",
+        learning_rate=lr, value_learning_rate=value_lr, vf_coef=0.5, max_grad_norm=clip,
+        anneal_lr=False, gamma=GAMMA))
+
+    def torch_loss(m, b):
+        dist, values = m(_t(b["obs"]))
+        return ref.separate_value_loss(dist, values, _t(b["actions"]), _t(b["rewards"]), GAMMA)
+
+    def targets(b):
+        return R.normalize(R.discounted_returns(b["rewards"], jnp.zeros(24), GAMMA))
+
+    def jax_loss(p, b):
+        logits, values = trainer.policy.apply(p, b["obs"])
+        lp = D.categorical_log_prob(logits, b["actions"])
+        return reinforce_objective(lp, targets(b), jnp.zeros_like(lp), values=values,
+                                   vf_coef=0.5)[0]
+
+    def run_steps(rng, m, params):
+        opt_theta = torch.optim.Adam(m.policy.parameters(), lr=lr)
+        opt_w = torch.optim.Adam(m.value.parameters(), lr=value_lr)
+        opt_state = trainer.tx.init(params)
+        learn = jax.jit(trainer.learn)
+        for _ in range(STEPS):
+            b = _episode(rng, 24, 4, 2, dtype)
+            opt_theta.zero_grad()
+            opt_w.zero_grad()
+            torch_loss(m, b).backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), clip)  # one norm over both nets
+            opt_theta.step()
+            opt_w.step()
+            params, opt_state = learn(
+                params, opt_state, trainer.config.hyperparams, 1.0, b["obs"][:, None],
+                b["actions"][:, None], targets(b)[:, None], np.ones((24, 1), bool), None)[:2]
+        return params
+
+    return Setup(model, trainer.policy, model.MAPPING, torch_loss, jax_loss,
+                 lambda rng, m: _episode(rng, 24, 4, 2, dtype), lr=lr, clip=clip,
+                 run_steps=run_steps)
+
+
 CASES: dict[str, Callable[..., Setup]] = {
     "1 categorical mean (LineWalk agents)": categorical,
     "1 categorical sum (LineWalk agents)": lambda d, v=None: categorical(d, v, reduction="sum"),
@@ -291,6 +396,10 @@ CASES: dict[str, Callable[..., Setup]] = {
     "6 clamped probs + entropy (DigitMatch bandit)": probs_clamped,
     "7 per-step Sutton-Barto (per-step CartPole agent)": per_step,
     "8 padded vectorized batch": padded_batch,
+    "9 per-step with baseline, SGD (update_every=step)": per_step_baseline,
+    "10 per-step with baseline, Adam (update_every=step)":
+        lambda d, v=None: per_step_baseline(d, v, optimizer="adam"),
+    "11 two Adam optimizers (value_learning_rate)": separate_value_adam,
 }
 
 
@@ -341,7 +450,9 @@ def run_case(name: str, dtype: str, seed: int, variant: str | None = None) -> li
         opt = torch.optim.Adam(model.parameters(), lr=setup.lr)
         tx = make_optimizer("adam")
         opt_state = set_learning_rate(tx.init(params), setup.lr)
-        if setup.per_step:
+        if setup.run_steps is not None:
+            params = setup.run_steps(rng, model, params)
+        elif setup.per_step:
             ep = setup.make_batch(rng, model)
             ref.per_step_episode(model, opt, _t(ep["obs"]), _t(ep["actions"]),
                                  _t(ep["rewards"]), GAMMA)

@@ -111,6 +111,38 @@ class LinearSoftmax(nn.Module):
         return torch.softmax(self.output(x), dim=-1)
 
 
+class LinearPolicyAndValue(nn.Module):
+    """Sutton & Barto's REINFORCE with baseline: linear softmax preferences (θ) and a
+    linear state value (w), two parameter sets for two optimizers."""
+
+    MAPPING = {"policy": "logits", "value": "value"}
+
+    def __init__(self, obs_dim: int = 4, n_actions: int = 2):
+        super().__init__()
+        self.policy = nn.Linear(obs_dim, n_actions)
+        self.value = nn.Linear(obs_dim, 1)
+
+
+class SeparateValueMLP(nn.Module):
+    """A policy MLP and a value MLP of its own (2 x hidden tanh each), the usual torch
+    setup for two optimizers."""
+
+    MAPPING = {"policy.0": "hidden_0", "policy.2": "hidden_1", "policy.4": "logits",
+               "value.0": "value_hidden_0", "value.2": "value_hidden_1", "value.4": "value"}
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64):
+        super().__init__()
+
+        def mlp(out):
+            return nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out))
+
+        self.policy, self.value = mlp(n_actions), mlp(1)
+
+    def forward(self, x):
+        return Categorical(logits=self.policy(x)), self.value(x).squeeze(-1)
+
+
 def discounted(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     """G_t by the backwards loop the reference systems use."""
     G, out = 0.0, []
@@ -170,3 +202,30 @@ def per_step_episode(model: LinearSoftmax, opt, states, actions, rewards, gamma)
         m = Categorical(model(states[t]))
         (-m.log_prob(actions[t]) * G).backward()
         opt.step()
+
+
+def per_step_with_baseline_episode(model: LinearPolicyAndValue, opt_theta, opt_w, states,
+                                   actions, rewards, gamma):
+    """The book's "REINFORCE with Baseline (episodic)" box, one time step at a time:
+    G = sum_k gamma^(k-t) r_k; delta = G - v(S_t, w); w += alpha_w delta grad v(S_t, w);
+    theta += alpha_theta gamma^t delta grad ln pi(A_t | S_t, theta). Each update is a
+    ``backward()`` and a ``step()`` of that parameter set's own optimizer."""
+    returns = discounted(rewards, gamma)
+    for t in range(len(states)):
+        v = model.value(states[t]).squeeze(-1)
+        delta = (returns[t] - v).detach()
+        opt_w.zero_grad()
+        (-delta * v).backward()  # the gradient of 0.5 * delta^2 with respect to w
+        opt_w.step()
+        opt_theta.zero_grad()
+        log_prob = Categorical(logits=model.policy(states[t])).log_prob(actions[t])
+        (-(gamma ** t) * delta * log_prob).backward()
+        opt_theta.step()
+
+
+def separate_value_loss(dist, values, actions, rewards, gamma, vf_coef=0.5):
+    """One batch: normalized returns, advantage G - V.detach(), policy term mean, plus
+    vf_coef * MSE(V, G) for the value network."""
+    G = normalized(discounted(rewards, gamma))
+    policy = -(dist.log_prob(actions) * (G - values.detach())).mean()
+    return policy + vf_coef * nn.functional.mse_loss(values, G)

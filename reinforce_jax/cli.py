@@ -190,6 +190,8 @@ class Grid:
     """(traced)"""
     max_grad_norm: tuple[float, ...] = ()
     """(traced)"""
+    value_learning_rate: tuple[float, ...] = ()
+    """(traced; needs --baseline separate)"""
     hidden_sizes: tuple[str, ...] = ()
     """comma-separated widths per value, e.g. 64,64 128,128 (one compile per value)."""
     num_envs: tuple[int, ...] = ()
@@ -238,8 +240,16 @@ def sweep(
     checkpoint_every: float = 60.0,
     metric: Literal["iqm", "mean"] = "iqm",
     progress: bool = True,
+    distributed: bool = False,
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    peer_timeout: float = 1800.0,
 ) -> Exit:
     """Run a grid of hyper-parameters x seeds; re-running the same command resumes.
+
+    Several processes (one per host) share one sweep when started with the same command
+    and --out plus their distributed settings (README, "Sweeps on several hosts").
 
     Args:
       config: the base configuration; --grid.* fields override it per grid point.
@@ -255,17 +265,50 @@ def sweep(
       checkpoint_every: seconds between checkpoints of the chunk in progress.
       metric: sort the report by this statistic of the final return.
       progress: show a progress bar.
+      distributed: join JAX's distributed runtime (jax.distributed.initialize); settings
+        not given below come from the environment it reads (JAX_COORDINATOR_ADDRESS,
+        SLURM, Open MPI, Kubernetes). Implied by any of the next three.
+      coordinator_address: HOST:PORT where process 0 serves the runtime.
+      num_processes: processes sharing the sweep.
+      process_id: this process, 0..num_processes-1; process 0 writes the report.
+      peer_timeout: seconds of no new chunk or checkpoint after which process 0 stops
+        waiting for the others (and the others stop waiting for sweep.json).
     """
+    from reinforce_jax import distributed as dist
     from reinforce_jax.report import report
-    from reinforce_jax.sweep import run_sweep
+    from reinforce_jax.sweep import check_sweep, run_sweep
 
+    settings = (coordinator_address, num_processes, process_id)
+    distributed = distributed or any(v is not None for v in settings)
+    processes = dist.Processes()
+    if distributed:  # refuse bad input before joining (and waiting for) other processes
+        dist.check_settings(*settings)
+        if out is None:
+            raise ValueError("--out is missing; allowed: with several processes, the one "
+                             "directory they share (each would pick its own default)")
+        if overwrite:
+            raise ValueError("--overwrite with --distributed; allowed: one of them (empty "
+                             "--out before a multi-process launch)")
+        check_sweep(config, grid.to_dict(), seeds, memory_fraction, memory_budget_gb,
+                    max_runs_per_chunk, peer_timeout=peer_timeout)
+        processes = dist.initialize(*settings)
     out = Path(out) if out is not None else Path("runs") / (
         f"sweep-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = run_sweep(config, grid.to_dict(), seeds, out, first_seed, memory_fraction,
                        memory_budget_gb, max_runs_per_chunk, chunk_updates, checkpoint_every,
-                       overwrite, progress)
+                       overwrite, progress, processes, peer_timeout)
     for msg in result.messages:
         print(msg)
+    me = f"process {processes.index} of {processes.count}"
+    wrote = (f"wrote {len(result.chunks_written)} chunk(s)"
+             + (f" ({', '.join(result.chunks_written)})" if result.chunks_written else ""))
+    if processes.index > 0:  # process 0 writes the results and the report
+        if result.interrupted:
+            return Exit(EXIT_SIGNAL + _received_signal(), f"{me} interrupted: {wrote}; re-run "
+                        f"the same command to resume ({out})")
+        return Exit(EXIT_OK, f"{me} done: {wrote} into {out}; process 0 writes the report")
+    if processes.count > 1:
+        print(f"{me}: {wrote}")
     steps = int(np.nansum(result.metrics["env_steps"]))
     groups = len(result.plan.groups)
     print(f"compiles: {result.compiles} (for {groups} distinct shape(s); "
@@ -291,6 +334,11 @@ def sweep(
     if result.interrupted:
         return Exit(EXIT_SIGNAL + _received_signal(), f"interrupted with {finished} of {total}"
                     f" runs finished; re-run the same command to resume ({out})")
+    if result.missing_from:
+        return Exit(dist.EXIT_PEERS_MISSING, f"{total - finished} of {total} runs missing: "
+                    f"process(es) {', '.join(map(str, result.missing_from))} stopped before "
+                    f"their chunks were done; re-run the launch (same commands) to finish "
+                    f"them; partial results in {out}")
     if usable == 0:
         return Exit(EXIT_DIVERGED, f"every run diverged ({finished} of {total} finished, none "
                     f"finite); results in {out}")

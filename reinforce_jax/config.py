@@ -23,6 +23,7 @@ class HyperParams(NamedTuple):
     ent_coef: jnp.ndarray | float
     vf_coef: jnp.ndarray | float
     max_grad_norm: jnp.ndarray | float
+    value_learning_rate: jnp.ndarray | float | None = None  # None: learning_rate
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class TrainConfig:
     """Adam (torch defaults) or plain SGD."""
     learning_rate: float = 5e-3
     """Optimizer step size (traced)."""
+    value_learning_rate: float | None = None
+    """Step size of the value network (traced; needs baseline=separate). Its parameters
+    get an optimizer state of their own, as with two torch optimizers. Default: the
+    same as learning_rate."""
+    update_every: Literal["batch", "step"] = "batch"
+    """batch: one optimizer step per update, on the whole batch. step: Sutton & Barto's
+    boxes, one optimizer step per time step t of the episodes, in order, on the envs'
+    step-t terms (their mean or sum, by reduction); num_envs=1 is the book exactly."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over `num_updates` (settles the final policy)."""
     gamma: float = 0.99
@@ -101,8 +110,10 @@ class TrainConfig:
 
     @property
     def hyperparams(self) -> HyperParams:
+        value_lr = self.learning_rate if self.value_learning_rate is None \
+            else self.value_learning_rate
         return HyperParams(self.learning_rate, self.gamma, self.ent_coef, self.vf_coef,
-                           self.max_grad_norm)
+                           self.max_grad_norm, value_lr)
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -131,9 +142,19 @@ class TrainConfig:
         _check_choice(self, "normalize_returns", ("none", "batch", "episode"))
         _check_choice(self, "return_mode", ("reward_to_go", "episode"))
         _check_choice(self, "reduction", ("mean", "sum"))
+        _check_choice(self, "update_every", ("batch", "step"))
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
                 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate={self.learning_rate!r}; allowed: a finite number > 0")
+        if self.value_learning_rate is not None:
+            v = self.value_learning_rate
+            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                raise ValueError(f"value_learning_rate={v!r}; allowed: a finite number > 0")
+            if self.baseline != "separate":
+                raise ValueError(f"value_learning_rate with baseline={self.baseline!r}; "
+                                 "allowed: baseline='separate' (a value network of its own; "
+                                 "a shared trunk's value head trains at learning_rate, its "
+                                 "loss scaled by vf_coef)")
         if not (0.0 <= self.gamma <= 1.0):
             raise ValueError(f"gamma={self.gamma!r}; allowed: 0 <= gamma <= 1")
         for name in ("ent_coef", "vf_coef"):

@@ -243,6 +243,9 @@ def per_run_hparams(hp: HyperParams, num_runs: int) -> HyperParams:
     """Broadcast each hyper-parameter to one float32 value per run; scalars are shared."""
     out = []
     for name, value in zip(HyperParams._fields, hp):
+        if value is None:  # an optional field left to its default
+            out.append(None)
+            continue
         value = jnp.asarray(value, jnp.float32)
         if value.ndim not in (0, 1) or (value.ndim == 1 and len(value) != num_runs):
             raise ValueError(f"hparams.{name} has shape {value.shape}; allowed: a scalar "

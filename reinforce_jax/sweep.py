@@ -10,7 +10,8 @@ padded), each chunk sharded over the local devices.
 
 A sweep directory is resumable: each finished chunk is written atomically to
 ``chunks/``, a chunk in progress is checkpointed to ``ckpt/``, and re-running the same
-command skips what is done.
+command skips what is done. Several processes (hosts) can share one sweep directory,
+each training its own chunks: see ``reinforce_jax.distributed``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import jax
 import numpy as np
 
 from reinforce_jax.config import HyperParams, TrainConfig
+from reinforce_jax.distributed import Processes, wait_until
 from reinforce_jax.driver import (
     METRIC_NAMES,
     BatchOutcome,
@@ -147,6 +149,15 @@ class SweepPlan:
         runs, size = self.runs(group), self.chunk_runs[group]
         return [runs[i:i + size] for i in range(0, len(runs), size)]
 
+    def chunk_ids(self) -> list[tuple[int, int]]:
+        """(group, chunk) of every chunk, group by group: chunk k of the sweep is the k-th."""
+        return [(g, i) for g in range(len(self.groups)) for i in range(len(self.chunks(g)))]
+
+
+def chunk_name(group: int, chunk: int) -> str:
+    """The chunk's file stem in ``chunks/`` and ``ckpt/``."""
+    return f"g{group:03d}-c{chunk:05d}"
+
 
 def make_plan(points: list[Point], seeds: list[int], budget_bytes: int,
               max_runs: int | None = None, num_devices: int | None = None) -> SweepPlan:
@@ -176,10 +187,43 @@ class SweepResult:
     messages: list[str]
     finished: np.ndarray | None = None  # [points, seeds]: the run's chunk file exists
     steps_this_session: int = 0  # env steps of the chunks trained by this call
+    processes: Processes = Processes()  # this process among those sharing the sweep
+    chunks_written: list[str] = dataclasses.field(default_factory=list)  # by this call
+    missing_from: list[int] = dataclasses.field(default_factory=list)  # processes whose
+    #                            chunks process 0 gave up waiting for (empty: none missing)
 
 
 def _identity(base: TrainConfig, grid: dict, seeds: int, first_seed: int) -> dict:
     return jsonable({"base": base, "grid": grid, "seeds": seeds, "first_seed": first_seed})
+
+
+def check_sweep(base: TrainConfig, grid: dict[str, list], seeds: int,
+                memory_fraction: float = 0.5, memory_budget_gb: float | None = None,
+                max_runs_per_chunk: int | None = None, overwrite: bool = False,
+                processes: Processes = Processes(), peer_timeout: float = 1800.0,
+                ) -> list[Point]:
+    """Refuse bad sweep arguments with one ``ValueError``; return the grid's points.
+
+    Cheap (nothing compiles), so the command line calls it before joining other processes.
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
+    if not 0 < memory_fraction <= 1:
+        raise ValueError(f"memory_fraction={memory_fraction!r}; allowed: 0 < fraction <= 1")
+    if memory_budget_gb is not None and not memory_budget_gb > 0:
+        raise ValueError(f"memory_budget_gb={memory_budget_gb!r}; allowed: a number > 0")
+    if max_runs_per_chunk is not None and max_runs_per_chunk < 1:
+        raise ValueError(f"max_runs_per_chunk={max_runs_per_chunk!r}; allowed: an integer >= 1")
+    if processes.count < 1 or not 0 <= processes.index < processes.count:
+        raise ValueError(f"processes={tuple(processes)!r}; allowed: (index, count) with "
+                         "0 <= index < count")
+    if overwrite and processes.count > 1:
+        # one process deleting the directory while others write into it loses their chunks
+        raise ValueError(f"overwrite with {processes.count} processes; allowed: overwrite in "
+                         "a single process only (empty --out before a multi-process launch)")
+    if not peer_timeout > 0:
+        raise ValueError(f"peer_timeout={peer_timeout!r}; allowed: seconds > 0")
+    return expand_grid(base, grid)
 
 
 def run_sweep(
@@ -195,27 +239,31 @@ def run_sweep(
     checkpoint_every: float = 60.0,
     overwrite: bool = False,
     progress: bool = True,
+    processes: Processes = Processes(),
+    peer_timeout: float = 1800.0,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out``; see the module docstring.
 
     Re-running with the same ``base``, ``grid``, ``seeds`` and ``first_seed`` resumes;
     any other existing non-empty ``out`` is refused unless ``overwrite``.
+
+    With ``processes=Processes(index, count)`` this call trains only its own chunks
+    (``reinforce_jax.distributed``). Process 0 writes ``sweep.json``; the others wait for
+    it. Process 0 then waits for every other chunk before returning, and gives up when no
+    chunk or checkpoint has changed for ``peer_timeout`` seconds (``missing_from``).
     """
     wall0 = time.perf_counter()
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
-    if not 0 < memory_fraction <= 1:
-        raise ValueError(f"memory_fraction={memory_fraction!r}; allowed: 0 < fraction <= 1")
-    if memory_budget_gb is not None and not memory_budget_gb > 0:
-        raise ValueError(f"memory_budget_gb={memory_budget_gb!r}; allowed: a number > 0")
-    if max_runs_per_chunk is not None and max_runs_per_chunk < 1:
-        raise ValueError(f"max_runs_per_chunk={max_runs_per_chunk!r}; allowed: an integer >= 1")
-    points = expand_grid(base, grid)
+    points = check_sweep(base, grid, seeds, memory_fraction, memory_budget_gb,
+                         max_runs_per_chunk, overwrite, processes, peer_timeout)
     seed_list = list(range(first_seed, first_seed + seeds))
     identity = _identity(base, grid, seeds, first_seed)
     out = Path(out)
     spec_path = out / "sweep.json"
     resuming = False
+    if processes.index > 0 and not wait_until(spec_path.exists, out, peer_timeout):
+        raise ValueError(f"--out {str(out)!r} has no sweep.json from process 0 after "
+                         f"{peer_timeout:g}s; allowed: an --out on a filesystem that every "
+                         "process shares, with process 0 running")
     if spec_path.exists() and not overwrite:
         saved = json.loads(spec_path.read_text())
         if saved["identity"] != identity:
@@ -233,33 +281,45 @@ def run_sweep(
         write_json(spec_path, {"identity": identity, "groups": plan.groups,
                                "chunk_runs": plan.chunk_runs, "memory_budget_bytes": budget,
                                "devices": [str(d) for d in jax.local_devices()]})
+    devices = len(jax.local_devices())
+    if processes.count > 1 and any(size % devices for size in plan.chunk_runs):
+        raise ValueError(f"process {processes.index} has {devices} local devices, and "
+                         f"sweep.json's chunks of {plan.chunk_runs} runs do not split over "
+                         "them; allowed: the same number of local devices on every process")
     (out / "chunks").mkdir(exist_ok=True)
     (out / "ckpt").mkdir(exist_ok=True)
 
-    total_runs = len(points) * len(seed_list)
     num_updates = {p.index: p.config.num_updates for p in points}
     done_files = {f.stem for f in (out / "chunks").glob("*.npz")}
-    runs_done = sum(len(c) for g in range(len(plan.groups)) for i, c in enumerate(plan.chunks(g))
-                    if f"g{g:03d}-c{i:05d}" in done_files)
+    mine = {(g, i) for k, (g, i) in enumerate(plan.chunk_ids()) if processes.owns(k)}
+    my_runs = sum(len(plan.chunks(g)[i]) for g, i in mine)
+    runs_done = sum(len(plan.chunks(g)[i]) for g, i in mine if chunk_name(g, i) in done_files)
+    who = f"process {processes.index} of {processes.count}: " if processes.count > 1 else ""
+    if processes.count > 1:
+        resuming = runs_done > 0 or any(
+            (out / "ckpt" / f"{chunk_name(g, i)}.npz").exists() for g, i in mine)
     if resuming:
-        print(f"resuming {out}: {runs_done} of {total_runs} runs already done")
-    bar = progress_bar(total_runs, progress, "run", "sweep")
+        print(f"{who}resuming {out}: {runs_done} of {my_runs} runs already done", flush=True)
+    bar = progress_bar(my_runs, progress, "run", "sweep")
     if bar is not None:
         bar.update(runs_done)
     compiles, compile_seconds, run_seconds, steps_done = 0, 0.0, 0.0, 0
     messages: list[str] = []
+    written: list[str] = []
+    missing_from: list[int] = []
     interrupted = False
     try:
         for g in range(len(plan.groups)):
             chunks = plan.chunks(g)
-            todo = [i for i in range(len(chunks)) if f"g{g:03d}-c{i:05d}" not in done_files]
+            todo = [i for i in range(len(chunks))
+                    if (g, i) in mine and chunk_name(g, i) not in done_files]
             if not todo:
                 continue
             trainer = Trainer(plan.points[plan.groups[g][0]].config)
             program = Program(trainer, plan.chunk_runs[g])
             for i in todo:
                 runs = chunks[i]
-                name = f"g{g:03d}-c{i:05d}"
+                name = chunk_name(g, i)
                 keys = seed_keys([s for _, s in runs])
                 hp = per_run_hparams(HyperParams(*(
                     np.asarray([plan.points[p].config.hyperparams[k] for p, _ in runs])
@@ -302,6 +362,7 @@ def run_sweep(
                     "diverged_at": outcome.diverged_at,
                     "run_seconds": np.asarray(outcome.run_seconds),
                     **{f"metric/{k}": v for k, v in outcome.metrics.items()}})
+                written.append(name)
                 if ckpt.exists():
                     ckpt.unlink()
                 run_seconds += outcome.run_seconds
@@ -310,23 +371,50 @@ def run_sweep(
             compile_seconds += program.compile_seconds
             if interrupted:
                 break
-            bar_write(bar, f"shape group {g}: {len(plan.groups[g])} configs x {len(seed_list)} "
-                        f"seeds in chunks of {plan.chunk_runs[g]} runs; {program.compiles} "
-                        f"compile(s), {program.compile_seconds:.1f}s")
+            bar_write(bar, f"{who}shape group {g}: {len(plan.groups[g])} configs x "
+                        f"{len(seed_list)} seeds in chunks of {plan.chunk_runs[g]} runs; "
+                        f"{program.compiles} compile(s), {program.compile_seconds:.1f}s")
+        if processes.count > 1 and processes.index == 0 and not interrupted:
+            missing_from = _wait_for_peers(out, plan, processes, peer_timeout, bar)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         if bar is not None:
             bar.close()
     if interrupted:
-        messages.append("interrupted; re-run the same command to resume")
+        messages.append(f"{who}interrupted; re-run the same command to resume")
+    if missing_from:
+        messages.append(f"gave up after {peer_timeout:g}s without a new chunk or checkpoint "
+                        f"from process(es) {', '.join(map(str, missing_from))}")
     result = collect(out, plan)
     result.compiles, result.compile_seconds = compiles, compile_seconds
     result.run_seconds, result.interrupted = run_seconds, interrupted
     result.steps_this_session = steps_done
+    result.processes, result.chunks_written, result.missing_from = (
+        processes, written, missing_from)
     result.wall_seconds = time.perf_counter() - wall0
     result.messages = messages + result.messages
     return result
+
+
+def _wait_for_peers(out: Path, plan: SweepPlan, processes: Processes, timeout: float,
+                    bar) -> list[int]:
+    """Process 0: wait until every chunk file exists; return the processes whose chunks
+    are still missing when ``timeout`` seconds pass without any chunk activity."""
+    names = [chunk_name(g, i) for g, i in plan.chunk_ids()]
+
+    def missing() -> list[int]:
+        return [k for k, n in enumerate(names) if not (out / "chunks" / f"{n}.npz").exists()]
+
+    todo = missing()
+    if todo:
+        peers = sorted({k % processes.count for k in todo})
+        bar_write(bar, f"process 0 of {processes.count}: waiting for {len(todo)} chunk(s) of "
+                  f"process(es) {', '.join(map(str, peers))} (giving up after {timeout:g}s "
+                  "without a new chunk or checkpoint)")
+    if wait_until(lambda: not missing(), out, timeout):
+        return []
+    return sorted({k % processes.count for k in missing()})
 
 
 def collect(out: Path, plan: SweepPlan | None = None) -> SweepResult:

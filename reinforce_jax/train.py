@@ -8,6 +8,7 @@ host-side driver in ``reinforce_jax.driver``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +20,7 @@ from reinforce_jax import returns as R
 from reinforce_jax.config import HyperParams, TrainConfig
 from reinforce_jax.envs import EnvSpec, make_env
 from reinforce_jax.losses import reinforce_objective
-from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer
+from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer, set_learning_rate
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
 from reinforce_jax.rollout import EnvCarry, Transition, reset_envs, rollout
 
@@ -35,6 +36,7 @@ class RunnerState(NamedTuple):
     key: jax.Array
     last_return: jax.Array  # most recent mean finished-episode return (for metrics)
     last_length: jax.Array
+    updates: jax.Array  # updates done so far (int32): drives the learning-rate anneal
 
 
 METRIC_NAMES = ("episode_return", "episode_length", "episodes", "env_steps", "loss",
@@ -109,13 +111,15 @@ class Trainer:
         self.config = config.validate()
         self.env, self.env_params, self.spec = make_env(config.env)
         self.policy = make_policy(config, self.spec)
-        self.tx = make_optimizer(config.optimizer)
+        self.tx = make_optimizer(config.optimizer, separate_value=config.baseline == "separate")
         if config.horizon > 0:
             self.num_steps = config.horizon
         elif config.rollout == "episodic":
             self.num_steps = self.spec.max_steps
         else:
             self.num_steps = FIXED_DEFAULT_HORIZON
+        if (message := value_step_overshoot(config, self.num_steps)) is not None:
+            warnings.warn(message, StabilityWarning, stacklevel=2)
 
     def init(self, key: jax.Array) -> RunnerState:
         key_params, key_env, key_run = jax.random.split(key, 3)
@@ -124,7 +128,8 @@ class Trainer:
         env_carry = reset_envs(key_env, self.env, self.env_params, self.config.num_envs,
                                self.config.group_size)
         zero = jnp.zeros((), jnp.float32)
-        return RunnerState(params, self.tx.init(params), env_carry, key_run, zero, zero)
+        return RunnerState(params, self.tx.init(params), env_carry, key_run, zero, zero,
+                           jnp.zeros((), jnp.int32))
 
     def update(self, state: RunnerState, hp: HyperParams) -> tuple[RunnerState, dict]:
         """One rollout and one optimizer step; returns per-update scalar metrics."""
@@ -147,16 +152,12 @@ class Trainer:
             last_value = jax.lax.stop_gradient(value_fn(env_carry.obs))
         G, mask, weights = compute_targets(cfg, traj, hp.gamma, next_values, last_value)
 
-        (loss, aux), grads = self.loss_and_grad(state.params, hp, traj.obs, traj.action, G,
-                                                mask, weights)
-        grads, grad_norm = clip_by_global_norm_torch(grads, hp.max_grad_norm)
-        learning_rate = hp.learning_rate
+        lr_scale = 1.0
         if cfg.anneal_lr:
-            done_frac = state.opt_state.count / cfg.num_updates
-            learning_rate = learning_rate * jnp.maximum(1.0 - done_frac, 0.0)
-        opt_state = set_learning_rate(state.opt_state, learning_rate)
-        updates, opt_state = self.tx.update(grads, opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+            lr_scale = jnp.maximum(1.0 - state.updates / cfg.num_updates, 0.0)
+        params, opt_state, loss, aux, grad_norm = self.learn(
+            state.params, state.opt_state, hp, lr_scale, traj.obs, traj.action, G, mask,
+            weights)
 
         done = traj.terminated | traj.truncated
         episodes = jnp.sum(done)
@@ -171,8 +172,60 @@ class Trainer:
             "loss": loss, "grad_norm": grad_norm, **aux,
         }
         new_state = RunnerState(params, opt_state, env_carry, key,
-                                ep_return.astype(jnp.float32), ep_length.astype(jnp.float32))
+                                ep_return.astype(jnp.float32), ep_length.astype(jnp.float32),
+                                state.updates + 1)
         return new_state, metrics
+
+    def learn(self, params, opt_state, hp: HyperParams, lr_scale, obs, action, G, mask,
+              weights):
+        """The learning step of one update on a [T, N] batch.
+
+        ``update_every="batch"``: one optimizer step on the whole batch.
+        ``"step"``: one optimizer step per time index t, in order, on row t (the envs'
+        step-t terms, reduced over the envs valid at t), each step seeing the parameters
+        the previous one left. With one env this is Sutton & Barto's per-time-step
+        algorithm; with a baseline, δ_t = G_t - V(S_t) uses V before step t changes it,
+        so the value and policy steps of the book's box come out of one gradient.
+        A row with no valid env (every episode over) changes nothing.
+
+        Returns ``(params, opt_state, loss, aux, grad_norm)``; in step mode the metrics
+        are means over the steps taken.
+        """
+        if self.config.update_every == "batch":
+            (loss, aux), grads = self.loss_and_grad(params, hp, obs, action, G, mask, weights)
+            params, opt_state, grad_norm = self.apply_gradient(params, opt_state, grads, hp,
+                                                               lr_scale)
+            return params, opt_state, loss, aux, grad_norm
+
+        weights = jnp.ones_like(G) if weights is None else weights
+
+        def one(carry, row):
+            params, opt_state = carry
+            o, a, g, m, w = jax.tree.map(lambda x: x[None], row)  # a [1, N] batch
+            (loss, aux), grads = self.loss_and_grad(params, hp, o, a, g, m, w)
+            new = self.apply_gradient(params, opt_state, grads, hp, lr_scale)
+            taken = jnp.any(m)
+            params, opt_state = jax.tree.map(lambda n, old: jnp.where(taken, n, old),
+                                             new[:2], (params, opt_state))
+            return (params, opt_state), (loss, aux, new[2], taken)
+
+        (params, opt_state), (losses, auxs, norms, taken) = jax.lax.scan(
+            one, (params, opt_state), (obs, action, G, mask, weights))
+        count = jnp.maximum(jnp.sum(taken), 1)
+        mean = lambda x: jnp.sum(jnp.where(taken, x, 0.0)) / count  # noqa: E731
+        return params, opt_state, mean(losses), jax.tree.map(mean, auxs), mean(norms)
+
+    def apply_gradient(self, params, opt_state, grads, hp: HyperParams, lr_scale):
+        """Clip (torch-style, one global norm over all of the run's parameters) and take
+        one optimizer step; the value network, if it has its own optimizer, moves at
+        ``hp.value_learning_rate``. Returns ``(params, opt_state, pre-clip norm)``."""
+        grads, grad_norm = clip_by_global_norm_torch(grads, hp.max_grad_norm)
+        value_lr = hp.learning_rate if hp.value_learning_rate is None \
+            else hp.value_learning_rate
+        opt_state = set_learning_rate(opt_state, hp.learning_rate * lr_scale,
+                                      value_lr * lr_scale)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, grad_norm
 
     def loss_and_grad(self, params, hp: HyperParams, obs, action, G, mask, weights):
         """The objective's value, metrics and gradient on a [T, N] batch.
@@ -221,11 +274,36 @@ class Trainer:
         return jax.lax.scan(lambda s, _: self.update(s, hp), state, None, length=num_updates)
 
 
-def set_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
-    """Put a (traced) learning rate into an ``inject_hyperparams`` Adam state."""
-    old = opt_state.hyperparams["learning_rate"]
-    hyper = {**opt_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, old.dtype)}
-    return opt_state._replace(hyperparams=hyper)
+class StabilityWarning(UserWarning):
+    """A configuration that is known to diverge."""
+
+
+def value_step_overshoot(config: TrainConfig, num_steps: int) -> str | None:
+    """Why ``config``'s value step must overshoot, or None when it need not.
+
+    Under SGD, one step on ``vf_coef * MSE(V, G)`` moves V(s) by at least (through the
+    value head's bias alone) ``lr_v * 2 * vf_coef * rows * (G - V)``, where ``rows`` is
+    how many squared errors the loss adds up without dividing: ``num_steps * num_envs``
+    for one summed step on a batch of whole episodes, ``num_envs`` for a summed per-step
+    update, 1 for a mean. Above 2 each step lands further past G than it started, and V
+    (and with it the advantages) oscillates with growing amplitude. Adam's normalized
+    step has no such bound, and a gradient clip can hide it for a while.
+    """
+    if config.optimizer != "sgd" or config.value_head == "none":
+        return None
+    lr_v = config.hyperparams.value_learning_rate
+    rows = 1
+    if config.reduction == "sum":
+        rows = config.num_envs * (num_steps if config.update_every == "batch" else 1)
+    gain = lr_v * 2 * config.vf_coef * rows
+    if gain <= 2:
+        return None
+    safe = 2 / (2 * config.vf_coef * rows)
+    return (f"the value step overshoots: with SGD and reduction={config.reduction!r}, one "
+            f"update moves V by value_lr * 2 * vf_coef * {rows} rows * (G - V) = "
+            f"{gain:.3g} * (G - V), more than 2, once episodes reach {num_steps} steps, so "
+            f"V and then the policy diverge. Fix: update_every='step', reduction='mean', "
+            f"or a value step size (value_learning_rate) below {safe:.3g}")
 
 
 def make_train(config: TrainConfig):
