@@ -265,7 +265,7 @@ class Trainer:
                 grad_fn, params, jax.tree.map(lambda x: x[:steps], batch)))
             out, _ = jax.lax.scan(body, zero, jax.tree.map(cut, batch))
         if cfg.reduction == "mean":
-            scale = 1.0 / jnp.maximum(jnp.sum(mask), 1).astype(jnp.float32)
+            scale = 1.0 / jnp.maximum(jnp.sum(mask), 1).astype(jnp.result_type(float))
             out = jax.tree.map(lambda x: x * scale.astype(x.dtype), out)
         return out
 
