@@ -162,3 +162,12 @@ def test_every_runtime_import_is_declared(packages, extra):
 def test_the_runtime_check_fails_without_a_needed_package():
     out = import_all(["reinforce_jax"], hidden(None) | {"six"})
     assert out.returncode != 0 and "No module named 'six'" in out.stderr
+
+
+def test_benchmarks_is_not_installed_as_a_package(tmp_path):
+    """Another project owns "benchmarks" on PyPI: ours runs from the repository root only."""
+    probe = "import importlib.util as u; print(u.find_spec('benchmarks'), u.find_spec('parity'))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    found_benchmarks, found_parity = out.stdout.split(" ", 1)
+    assert found_benchmarks == "None" and found_parity.strip() != "None", out.stdout

@@ -132,3 +132,16 @@ def test_a_value_step_that_must_overshoot_is_named_before_training():
         with warnings.catch_warnings():
             warnings.simplefilter("error", StabilityWarning)
             Trainer(bad.replace(**fix))
+
+
+def test_per_step_mode_trains_a_gaussian_policy_with_a_baseline():
+    cfg = TrainConfig(env="Pendulum-v1", hidden_sizes=(8,), baseline="separate",
+                      update_every="step", value_learning_rate=1e-2, num_envs=3,
+                      num_updates=2, horizon=12)
+    trainer = Trainer(cfg)
+    start = trainer.init(jax.random.key(0))
+    state, metrics = jax.jit(trainer.run_updates, static_argnums=2)(start, cfg.hyperparams, 2)
+    assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), state.params, start.params)
+    assert min(jax.tree.leaves(moved)) > 0  # every leaf, policy and value, took steps
+    assert int(state.updates) == 2
