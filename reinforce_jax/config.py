@@ -31,10 +31,12 @@ class TrainConfig:
     """REINFORCE on a gymnax environment, many environments per update."""
 
     env: str = "CartPole-v1"
-    """Environment: CartPole-v1, Acrobot-v1, MountainCar-v0 (discrete actions),
-    Pendulum-v1, MountainCarContinuous-v0 (continuous); the reference systems' tasks
-    FourCurves, LineWalk, DigitMatch-N and DigitMatch-N-onehot (any N >= 2); or a name
-    added with `reinforce_jax.register_env`."""
+    """Environment: any gymnax env (`reinforce-jax envs` lists them with their spaces:
+    CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1, MountainCarContinuous-v0, the
+    MinAtar games such as Breakout-MinAtar, bsuite's such as Catch-bsuite and
+    MemoryChain-bsuite, misc such as FourRooms-misc and FrozenLake-misc); the reference
+    systems' tasks FourCurves, LineWalk, DigitMatch-N and DigitMatch-N-onehot (any
+    N >= 2); or a name added with `reinforce_jax.register_env`."""
     num_envs: int = 48
     """Parallel environments per seed; in episodic mode, episodes per update."""
     num_updates: int = 150
@@ -70,6 +72,12 @@ class TrainConfig:
     """Global-norm gradient clip, torch-style; inf disables it (traced)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths; () gives a linear policy."""
+    torso: Literal["auto", "mlp", "conv"] = "auto"
+    """What reads the observation before the hidden layers. conv: MinAtar's one 3x3
+    convolution with 16 channels (then --hidden-sizes; MinAtar's standard is 128), for
+    image observations [H, W, C]. mlp: the observation flattened. auto: conv for 3-D
+    observations, else mlp. Integer observations are cast to float, and a discrete
+    observation space is one-hot encoded."""
     activation: Literal["tanh", "relu", "sigmoid", "elu", "gelu"] = "tanh"
     """Hidden activation."""
     head_bias: bool = True
@@ -122,7 +130,11 @@ class TrainConfig:
         """Raise ``ValueError`` naming the first bad field, its value and what is allowed."""
         from reinforce_jax.envs import make_env
 
-        make_env(self.env)
+        spec = make_env(self.env)[2]
+        if self.torso == "conv" and len(spec.obs_shape) != 3:
+            raise ValueError(f"torso='conv' with env={self.env!r}, whose observations have "
+                             f"shape {spec.obs_shape}; allowed: 'mlp' or 'auto' (conv needs "
+                             "[H, W, C] images)")
         _check_int(self, "num_envs", 1)
         _check_int(self, "num_updates", 1)
         _check_int(self, "horizon", 0)
@@ -143,6 +155,7 @@ class TrainConfig:
         _check_choice(self, "return_mode", ("reward_to_go", "episode"))
         _check_choice(self, "reduction", ("mean", "sum"))
         _check_choice(self, "update_every", ("batch", "step"))
+        _check_choice(self, "torso", ("auto", "mlp", "conv"))
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
                 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate={self.learning_rate!r}; allowed: a finite number > 0")

@@ -1,4 +1,4 @@
-"""Environments by name: gymnax classic control plus the reference systems' tasks.
+"""Environments by name: every gymnax environment plus the reference systems' tasks.
 
 The tasks (``reinforce_jax.tasks``): ``FourCurves``, ``LineWalk`` and ``DigitMatch-N``
 for any N (``DigitMatch-N-onehot`` for the one-hot observation).
@@ -10,6 +10,7 @@ describing what the policy needs (discrete or continuous actions, sizes, time li
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnax
@@ -18,17 +19,27 @@ from gymnax.environments import spaces
 
 from reinforce_jax.tasks import make_task
 
-GYMNAX_ENVS = (
-    "CartPole-v1",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "Pendulum-v1",
-    "MountainCarContinuous-v0",
-)
+GYMNAX_ENVS = tuple(gymnax.registered_envs)
+# gymnax's MNISTBandit downloads MNIST into this folder when it is built, unless the files
+# are already there
+MNIST_DIR = Path("/tmp/mnist")
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def _make_gymnax(name: str) -> tuple[Any, Any]:
+    if name.startswith("MNISTBandit") and not all((MNIST_DIR / f).is_file()
+                                                  for f in MNIST_FILES):
+        raise ValueError(
+            f"env={name!r} needs the MNIST files, which gymnax downloads when the env is "
+            f"built (this machine may be offline); put {', '.join(MNIST_FILES)} (from "
+            f"https://storage.googleapis.com/cvdf-datasets/mnist/) in {MNIST_DIR}")
+    return gymnax.make(name)
+
 
 # name -> factory returning (env, env_params); extended by register_env.
 _REGISTRY: dict[str, Callable[[], tuple[Any, Any]]] = {
-    name: (lambda name=name: gymnax.make(name)) for name in GYMNAX_ENVS
+    name: (lambda name=name: _make_gymnax(name)) for name in GYMNAX_ENVS
 }
 TASK_ENVS = ("FourCurves", "LineWalk", "DigitMatch-10", "DigitMatch-100",
              "DigitMatch-10-onehot", "DigitMatch-100-onehot")
@@ -46,6 +57,7 @@ class EnvSpec:
     max_steps: int  # the env's own time limit
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
+    obs_categories: int = 0  # a discrete observation space: its number of values
 
 
 def register_env(name: str, factory: Callable[[], tuple[Any, Any]]) -> None:
@@ -73,12 +85,34 @@ def _spec(name: str, env: Any, params: Any) -> EnvSpec:
     obs_space = env.observation_space(params)
     act_space = env.action_space(params)
     max_steps = int(params.max_steps_in_episode)
+    obs_shape = tuple(getattr(obs_space, "shape", ()) or ())
+    categories = int(obs_space.n) if isinstance(obs_space, spaces.Discrete) else 0
     if isinstance(act_space, spaces.Discrete):
-        return EnvSpec(name, tuple(obs_space.shape), True, int(act_space.n), max_steps)
+        return EnvSpec(name, obs_shape, True, int(act_space.n), max_steps,
+                       obs_categories=categories)
     if isinstance(act_space, spaces.Box):
         shape = tuple(act_space.shape) or (1,)
         low = np.broadcast_to(np.asarray(act_space.low, np.float64), shape).ravel()
         high = np.broadcast_to(np.asarray(act_space.high, np.float64), shape).ravel()
-        return EnvSpec(name, tuple(obs_space.shape), False, int(np.prod(shape)), max_steps,
-                       tuple(low.tolist()), tuple(high.tolist()))
+        return EnvSpec(name, obs_shape, False, int(np.prod(shape)), max_steps,
+                       tuple(low.tolist()), tuple(high.tolist()), categories)
     raise ValueError(f"env={name!r} has action space {act_space}; allowed: Discrete, Box")
+
+
+def describe_envs() -> list[tuple[str, str, str]]:
+    """``(name, observation, action)`` descriptions of every available env, for listings.
+    An env that cannot be built here is described by the reason."""
+    rows = []
+    for name in available_envs():
+        try:
+            _, _, spec = make_env(name)
+        except ValueError as err:
+            rows.append((name, "unavailable", str(err).split(";")[0]))
+            continue
+        obs = (f"Discrete({spec.obs_categories})" if spec.obs_categories
+               else f"Box{spec.obs_shape}")
+        act = (f"Discrete({spec.action_dim})" if spec.discrete
+               else f"Box({spec.action_dim},) in [{min(spec.action_low):g}, "
+                    f"{max(spec.action_high):g}]")
+        rows.append((name, obs, act))
+    return rows

@@ -23,6 +23,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": jax.nn.gelu,
 }
 ValueHead = Literal["none", "shared", "separate"]
+Torso = Literal["mlp", "conv"]
 
 
 def orthogonal(scale: float = 1.0):
@@ -62,13 +63,37 @@ def _trunk(x: jax.Array, sizes: Sequence[int], activation: str, prefix: str) -> 
     return x
 
 
+def prepare_obs(obs: jax.Array, obs_ndim: int, obs_categories: int = 0) -> jax.Array:
+    """A float input whatever the env gives: a discrete observation (``obs_categories``
+    > 0) one-hot encoded, a scalar one given a feature axis, integers cast. The leading
+    axes (time, envs) are kept; ``obs_ndim`` is the env's observation rank."""
+    if obs_categories:
+        return jax.nn.one_hot(obs.astype(jnp.int32), obs_categories,
+                              dtype=jnp.result_type(float))
+    if not jnp.issubdtype(obs.dtype, jnp.floating):
+        obs = obs.astype(jnp.result_type(float))
+    return obs[..., None] if obs_ndim == 0 else obs
+
+
+def _features(obs: jax.Array, module: nn.Module, prefix: str = "") -> jax.Array:
+    """The torso: MinAtar's 3x3, 16-channel convolution for images (``torso="conv"``),
+    then the hidden layers; observations of rank 2 or more are flattened first."""
+    x = prepare_obs(obs, module.obs_ndim, module.obs_categories)
+    ndim = max(module.obs_ndim, 1)
+    if module.torso == "conv":
+        x = nn.Conv(16, (3, 3), padding="VALID", kernel_init=orthogonal(float(np.sqrt(2.0))),
+                    bias_init=nn.initializers.zeros, name=f"{prefix}conv_0")(x)
+        x = jax.nn.relu(x)
+        ndim = 3
+    if ndim > 1:
+        x = x.reshape(*x.shape[:-ndim], -1)
+    return _trunk(x, module.hidden_sizes, module.activation, f"{prefix}hidden_")
+
+
 def _value(obs: jax.Array, features: jax.Array, module: nn.Module) -> jax.Array | None:
     if module.value_head == "none":
         return None
-    if module.value_head == "shared":
-        base = features
-    else:
-        base = _trunk(obs, module.hidden_sizes, module.activation, "value_hidden_")
+    base = features if module.value_head == "shared" else _features(obs, module, "value_")
     return _dense(1, 1.0, "value")(base)[..., 0]
 
 
@@ -84,10 +109,13 @@ class DiscretePolicy(nn.Module):
     activation: str = "tanh"
     value_head: ValueHead = "none"
     head_bias: bool = True
+    torso: Torso = "mlp"
+    obs_ndim: int = 1  # the env's observation rank (0: a scalar)
+    obs_categories: int = 0  # > 0: a discrete observation, one-hot encoded
 
     @nn.compact
     def __call__(self, obs: jax.Array):
-        features = _trunk(obs, self.hidden_sizes, self.activation, "hidden_")
+        features = _features(obs, self)
         logits = _dense(self.action_dim, 0.01, "logits", self.head_bias)(features)
         return logits, _value(obs, features, self)
 
@@ -110,10 +138,13 @@ class GaussianPolicy(nn.Module):
     log_std_max: float = 2.0
     log_std_init: float = 0.0
     head_bias: bool = True
+    torso: Torso = "mlp"
+    obs_ndim: int = 1
+    obs_categories: int = 0
 
     @nn.compact
     def __call__(self, obs: jax.Array):
-        features = _trunk(obs, self.hidden_sizes, self.activation, "hidden_")
+        features = _features(obs, self)
         mean = _dense(self.action_dim, 0.01, "mean", self.head_bias)(features)
         if self.log_std_mode == "state":
             raw = _dense(self.action_dim, 0.01, "log_std")(features)

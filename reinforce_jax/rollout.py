@@ -66,8 +66,9 @@ def reset_envs(key: jax.Array, env: Any, env_params: Any, num_envs: int,
     """Reset ``num_envs`` envs; independent keys, or one shared key per group."""
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(env_keys(key, num_envs, group_size),
                                                          env_params)
+    # returns are float whatever the observation's dtype (FourRooms observes int32)
     return EnvCarry(obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs, jnp.int32),
-                    jnp.zeros(num_envs, obs.dtype))
+                    jnp.zeros(num_envs, jnp.result_type(float)))
 
 
 def rollout(

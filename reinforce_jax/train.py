@@ -45,12 +45,17 @@ METRIC_NAMES = ("episode_return", "episode_length", "episodes", "env_steps", "lo
 
 def make_policy(config: TrainConfig, spec: EnvSpec):
     """The flax module for ``config`` on an env with ``spec``."""
+    torso = config.torso
+    if torso == "auto":
+        torso = "conv" if len(spec.obs_shape) == 3 else "mlp"
+    obs = {"torso": torso, "obs_ndim": len(spec.obs_shape),
+           "obs_categories": spec.obs_categories}
     if spec.discrete:
         return DiscretePolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
-                              config.value_head, config.head_bias)
+                              config.value_head, config.head_bias, **obs)
     return GaussianPolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
                           config.value_head, config.log_std, config.log_std_min,
-                          config.log_std_max, head_bias=config.head_bias)
+                          config.log_std_max, head_bias=config.head_bias, **obs)
 
 
 def log_prob_and_entropy(dist_params: Any, actions: jax.Array, discrete: bool):

@@ -1,0 +1,71 @@
+"""Every gymnax environment trains by name: a couple of tiny updates each, finite metrics,
+the right shapes; the torso follows the observation; MNISTBandit explains itself."""
+
+import gymnax
+import jax
+import numpy as np
+import pytest
+
+from reinforce_jax import TrainConfig
+from reinforce_jax.cli import main
+from reinforce_jax.envs import describe_envs, make_env
+from reinforce_jax.policies import prepare_obs
+from reinforce_jax.train import Trainer, make_policy
+
+NEEDS_DOWNLOAD = {"MNISTBandit-bsuite"}
+BUILDABLE = [n for n in gymnax.registered_envs if n not in NEEDS_DOWNLOAD]
+
+
+@pytest.mark.parametrize("name", BUILDABLE)
+def test_every_gymnax_env_trains_a_couple_of_updates(name):
+    cfg = TrainConfig(env=name, num_envs=2, num_updates=2, horizon=8, hidden_sizes=(8,))
+    trainer = Trainer(cfg)
+    state, metrics = jax.jit(trainer.run_updates, static_argnums=2)(
+        trainer.init(jax.random.key(0)), cfg.hyperparams, 2)
+    for key, value in metrics.items():
+        assert value.shape == (2,), key
+        assert np.isfinite(np.asarray(value)).all(), (key, value)
+    assert metrics["env_steps"].sum() > 0
+    assert state.last_return.dtype == np.float32  # returns are float, whatever obs is
+    assert int(state.updates) == 2  # (params may stay put: 8 steps can pay no reward)
+
+
+@pytest.mark.parametrize("name, torso", [("Breakout-MinAtar", "conv"), ("Pong-misc", "conv"),
+                                         ("Catch-bsuite", "mlp"), ("CartPole-v1", "mlp")])
+def test_auto_torso_is_conv_for_images_only(name, torso):
+    _, _, spec = make_env(name)
+    policy = make_policy(TrainConfig(env=name), spec)
+    assert policy.torso == torso
+    params = policy.init(jax.random.key(0), np.zeros((1, *spec.obs_shape), np.float32))
+    assert ("conv_0" in params["params"]) == (torso == "conv")
+
+
+def test_observations_become_float_features():
+    one_hot = prepare_obs(np.array([[2], [0]], np.int32)[..., 0], 0, 4)  # FrozenLake-like
+    np.testing.assert_array_equal(one_hot, [[0, 0, 1, 0], [1, 0, 0, 0]])
+    scalar = prepare_obs(np.array([1.5, 2.0], np.float32), 0)
+    assert scalar.shape == (2, 1)
+    ints = prepare_obs(np.array([[1, 2, 3, 4]], np.int32), 1)  # FourRooms-like
+    assert ints.dtype == np.float32 and ints.shape == (1, 4)
+
+
+def test_conv_is_refused_for_vector_observations(capsys):
+    with pytest.raises(ValueError, match="torso='conv' with env='CartPole-v1'"):
+        TrainConfig(torso="conv").validate()
+
+
+def test_mnist_bandit_says_how_to_provide_its_data(monkeypatch, tmp_path):
+    monkeypatch.setattr("reinforce_jax.envs.MNIST_DIR", tmp_path)
+    with pytest.raises(ValueError, match="needs the MNIST files.*train-images-idx3-ubyte.gz"):
+        make_env("MNISTBandit-bsuite")
+
+
+def test_envs_command_lists_every_env_with_its_spaces(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    for name in gymnax.registered_envs:
+        assert name in out
+    assert "Box(10, 10, 4)" in out and "Discrete(3)" in out  # Breakout-MinAtar
+    assert "Discrete(16)" in out  # FrozenLake's observation
+    rows = {r[0]: r for r in describe_envs()}
+    assert rows["Pendulum-v1"][2].startswith("Box(1,) in [-2, 2]")
