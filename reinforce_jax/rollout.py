@@ -97,23 +97,20 @@ def rollout(
       ``(carry, transitions)`` with transitions [T, N, ...].
     """
     num_envs = carry.alive.shape[0]
-    step_fn = jax.vmap(env.step if auto_reset else env.step_env, in_axes=(0, 0, 0, None))
-    truncated_fn = jax.vmap(env.is_truncated, in_axes=(0, None))
+    # Both modes step through the env's public ``step`` (with its own reset handling), so
+    # any gymnax wrapper around the env takes effect; episodic mode masks what follows
+    # an episode's end instead of using the auto-reset.
+    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def one_step(c: EnvCarry, key_t: jax.Array):
         key_action, key_env = jax.random.split(key_t)
         action = sample_action(key_action, policy_fn(c.obs), discrete)
         keys_env = env_keys(key_env, num_envs, group_size)
-        if auto_reset:
-            obs, state, reward, terminated, truncated, info = step_fn(keys_env, c.state, action,
-                                                                      env_params)
-            next_obs = info["final_observation"]
-            valid = jnp.ones_like(c.alive)
-        else:
-            obs, state, reward, terminated, _ = step_fn(keys_env, c.state, action, env_params)
-            truncated = truncated_fn(state, env_params)
-            next_obs = obs
-            valid = c.alive
+        obs, state, reward, terminated, truncated, info = step_fn(keys_env, c.state, action,
+                                                                  env_params)
+        # the observation reached, before an auto-reset replaced it
+        next_obs = info.get("final_observation", obs) if isinstance(info, dict) else obs
+        valid = jnp.ones_like(c.alive) if auto_reset else c.alive
         terminated = terminated & valid
         truncated = truncated & valid & ~terminated
         done = terminated | truncated

@@ -69,3 +69,31 @@ def test_envs_command_lists_every_env_with_its_spaces(capsys):
     assert "Discrete(16)" in out  # FrozenLake's observation
     rows = {r[0]: r for r in describe_envs()}
     assert rows["Pendulum-v1"][2].startswith("Box(1,) in [-2, 2]")
+
+
+@pytest.mark.parametrize("rollout", ["episodic", "fixed"])
+def test_a_wrapper_takes_effect_in_both_rollout_modes(rollout):
+    """A user's wrapper that pays 10x: same seed, same actions, ten times the returns."""
+    from gymnax.wrappers.purerl import GymnaxWrapper
+
+    from reinforce_jax.envs import register_env
+
+    class TenfoldReward(GymnaxWrapper):
+        def step(self, key, state, action, params=None):
+            obs, state, reward, terminated, truncated, info = self._env.step(
+                key, state, action, params)
+            return obs, state, 10.0 * reward, terminated, truncated, info
+
+    env, params = gymnax.make("CartPole-v1")
+    register_env("CartPole-v1-tenfold", lambda: (TenfoldReward(env), params))
+    returns = {}
+    for name in ("CartPole-v1", "CartPole-v1-tenfold"):
+        cfg = TrainConfig(env=name, rollout=rollout, num_envs=3, num_updates=1, horizon=40,
+                          hidden_sizes=(8,))
+        trainer = Trainer(cfg)  # one update: both rollouts act with the same initial policy
+        _, metrics = jax.jit(trainer.run_updates, static_argnums=2)(
+            trainer.init(jax.random.key(3)), cfg.hyperparams, 1)
+        returns[name] = np.asarray(metrics["episode_return"])
+    np.testing.assert_allclose(returns["CartPole-v1-tenfold"], 10 * returns["CartPole-v1"],
+                               rtol=1e-5)
+    assert returns["CartPole-v1"].min() > 0
