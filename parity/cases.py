@@ -386,6 +386,29 @@ def separate_value_adam(dtype, variant=None):
                  run_steps=run_steps)
 
 
+def gru(dtype, variant=None):
+    """A GRU policy over a 24-step episode: torch's ``nn.GRU`` against our policy's GRU
+    (``gru_size``), run through the Trainer's window re-run (``apply_sequence``)."""
+    model = ref.GRUPolicy(4, 2, hidden=16)
+    trainer = Trainer(TrainConfig(env="CartPole-v1", hidden_sizes=(), gru_size=16))
+
+    def torch_loss(m, b):
+        return ref.linewalk_loss(m(_t(b["obs"])).log_prob(_t(b["actions"])), _t(b["rewards"]),
+                                 GAMMA)
+
+    def jax_loss(p, b):
+        T = len(b["rewards"])
+        starts = (jnp.arange(T) == 0)[:, None]
+        memory = jnp.zeros((1, 16), b["obs"].dtype)
+        logits, _ = trainer.apply_sequence(p, b["obs"][:, None], memory, starts)
+        lp = D.categorical_log_prob(logits[:, 0], b["actions"])
+        G = R.normalize(R.discounted_returns(b["rewards"], jnp.zeros(T), GAMMA))
+        return reinforce_loss(lp, G)
+
+    return Setup(model, trainer.policy, model.MAPPING, torch_loss, jax_loss,
+                 lambda rng, m: _episode(rng, 24, 4, 2, dtype), lr=3e-4, clip=0.5)
+
+
 CASES: dict[str, Callable[..., Setup]] = {
     "1 categorical mean (LineWalk agents)": categorical,
     "1 categorical sum (LineWalk agents)": lambda d, v=None: categorical(d, v, reduction="sum"),
@@ -400,6 +423,7 @@ CASES: dict[str, Callable[..., Setup]] = {
     "10 per-step with baseline, Adam (update_every=step)":
         lambda d, v=None: per_step_baseline(d, v, optimizer="adam"),
     "11 two Adam optimizers (value_learning_rate)": separate_value_adam,
+    "12 GRU policy over an episode (gru_size)": gru,
 }
 
 

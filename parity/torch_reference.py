@@ -143,6 +143,22 @@ class SeparateValueMLP(nn.Module):
         return Categorical(logits=self.policy(x)), self.value(x).squeeze(-1)
 
 
+class GRUPolicy(nn.Module):
+    """A recurrent categorical policy: a one-layer ``nn.GRU`` over the episode, then a
+    linear head on its outputs."""
+
+    MAPPING = {"gru": "gru", "head": "logits"}
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 16):
+        super().__init__()
+        self.gru = nn.GRU(obs_dim, hidden)
+        self.head = nn.Linear(hidden, n_actions)
+
+    def forward(self, x):  # one episode [T, obs_dim], from a zero hidden state
+        out, _ = self.gru(x[:, None])
+        return Categorical(logits=self.head(out[:, 0]))
+
+
 def discounted(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     """G_t by the backwards loop the reference systems use."""
     G, out = 0.0, []

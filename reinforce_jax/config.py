@@ -72,6 +72,10 @@ class TrainConfig:
     """Global-norm gradient clip, torch-style; inf disables it (traced)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths; () gives a linear policy."""
+    gru_size: int = 0
+    """> 0: a GRU of this many units after the torso, for tasks that need memory. Its
+    state starts at zero with every episode; the learner re-runs each update's whole
+    sequence through it (full backpropagation through time within the update)."""
     torso: Literal["auto", "mlp", "conv"] = "auto"
     """What reads the observation before the hidden layers. conv: MinAtar's one 3x3
     convolution with 16 channels (then --hidden-sizes; MinAtar's standard is 128), for
@@ -140,6 +144,17 @@ class TrainConfig:
         _check_int(self, "horizon", 0)
         _check_int(self, "group_size", 1)
         _check_int(self, "grad_chunk_rows", 0)
+        _check_int(self, "gru_size", 0)
+        if self.gru_size and self.update_every == "step":
+            raise ValueError(f"gru_size={self.gru_size} with update_every='step'; allowed: "
+                             "update_every='batch' (a per-step update would re-run the "
+                             "sequence at every step)")
+        if self.gru_size and self.rollout == "fixed" and self.baseline in ("shared",
+                                                                            "separate"):
+            raise ValueError(f"gru_size={self.gru_size} with rollout='fixed' and "
+                             f"baseline={self.baseline!r}; allowed: rollout='episodic', or "
+                             "baseline 'none' or 'group' (bootstrapping a cut episode would "
+                             "need the memory at its last observation)")
         if self.num_envs % self.group_size:
             raise ValueError(f"group_size={self.group_size!r} with num_envs={self.num_envs!r};"
                              " allowed: a divisor of num_envs")

@@ -1,4 +1,5 @@
-"""Weight conversion between PyTorch ``nn.Linear`` state_dicts and our flax params.
+"""Weight conversion between PyTorch ``nn.Linear`` / ``nn.GRU`` state_dicts and our flax
+params.
 
 torch stores ``Linear.weight`` as [out, in]; flax stores ``Dense.kernel`` as [in, out],
 so every weight is transposed. A mapping names, for each torch layer prefix, the flax
@@ -12,8 +13,13 @@ Example::
     params = torch_to_flax(torch_model.state_dict(), mapping)   # {"params": {...}}
     state_dict = flax_to_torch(params, mapping)                 # name -> np.ndarray
 
+A one-layer ``nn.GRU`` under a prefix maps onto our ``policies.GRU`` cell: torch stacks
+the rows of the r, z and n gates in that order in ``weight_ih_l0`` [3H, in] and
+``weight_hh_l0`` [3H, H], and they split into the Dense layers ``ir, iz, in`` and
+``hr, hz, hn`` (each with its bias, as torch has).
+
 Works on anything array-like (torch tensors, numpy, jax); torch is not imported here.
-The same mapping converts gradients: pass ``{name: p.grad for name, p in named_parameters()}``.
+The same mapping converts gradients: pass ``{name: p.grad for name, p in named_parameters()}``
 """
 
 from __future__ import annotations
@@ -32,6 +38,30 @@ def _to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     return x.astype(dtype) if dtype is not None else x
 
 
+GRU_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def _gru_to_flax(state_dict: Mapping[str, Any], prefix: str, dtype: Any) -> dict:
+    w_ih, w_hh, b_ih, b_hh = (_to_numpy(state_dict[f"{prefix}.{k}"], dtype)
+                              for k in GRU_KEYS)
+    H = w_hh.shape[1]
+    cell = {}
+    for i, g in enumerate("rzn"):
+        rows = slice(i * H, (i + 1) * H)
+        cell[f"i{g}"] = {"kernel": np.ascontiguousarray(w_ih[rows].T), "bias": b_ih[rows]}
+        cell[f"h{g}"] = {"kernel": np.ascontiguousarray(w_hh[rows].T), "bias": b_hh[rows]}
+    return cell
+
+
+def _gru_to_torch(cell: Mapping[str, Any], prefix: str, dtype: Any) -> dict:
+    def stack(side, part):
+        return np.concatenate([_to_numpy(cell[f"{side}{g}"][part], dtype).T if part == "kernel"
+                               else _to_numpy(cell[f"{side}{g}"][part], dtype) for g in "rzn"])
+    return {f"{prefix}.weight_ih_l0": stack("i", "kernel"),
+            f"{prefix}.weight_hh_l0": stack("h", "kernel"),
+            f"{prefix}.bias_ih_l0": stack("i", "bias"), f"{prefix}.bias_hh_l0": stack("h", "bias")}
+
+
 def torch_to_flax(state_dict: Mapping[str, Any], mapping: Mapping[str, Target],
                   dtype: Any = None) -> dict:
     """Build ``{"params": {flax_name: {"kernel", "bias"}}}`` from a torch state_dict.
@@ -42,6 +72,10 @@ def torch_to_flax(state_dict: Mapping[str, Any], mapping: Mapping[str, Target],
     params: dict[str, dict[str, np.ndarray]] = {}
     used = set()
     for prefix, target in mapping.items():
+        if f"{prefix}.weight_ih_l0" in state_dict:  # a one-layer nn.GRU
+            params[target] = _gru_to_flax(state_dict, prefix, dtype)
+            used.update(f"{prefix}.{k}" for k in GRU_KEYS)
+            continue
         wkey, bkey = f"{prefix}.weight", f"{prefix}.bias"
         if wkey not in state_dict:
             raise KeyError(f"torch layer {prefix!r} not in state_dict; has: {sorted(state_dict)}")
@@ -70,6 +104,9 @@ def flax_to_torch(params: Mapping[str, Any], mapping: Mapping[str, Target],
     tree = params["params"] if "params" in params else params
     out: dict[str, np.ndarray] = {}
     for prefix, target in mapping.items():
+        if isinstance(target, str) and "ir" in tree.get(target, {}):  # a GRU cell
+            out.update(_gru_to_torch(tree[target], prefix, dtype))
+            continue
         names = [target] if isinstance(target, str) else [name for name, _ in target]
         kernels = [_to_numpy(tree[n]["kernel"], dtype).T for n in names]
         out[f"{prefix}.weight"] = np.ascontiguousarray(np.concatenate(kernels, axis=0))

@@ -90,6 +90,42 @@ def _features(obs: jax.Array, module: nn.Module, prefix: str = "") -> jax.Array:
     return _trunk(x, module.hidden_sizes, module.activation, f"{prefix}hidden_")
 
 
+class GRU(nn.Module):
+    """A GRU cell laid out as torch's ``nn.GRU``: every gate has an input and a hidden
+    Dense layer, each with a bias. Hand-written because flax's ``GRUCell`` folds torch's
+    two r and z biases into one: its gradients match torch's, but an optimizer then steps
+    one parameter where torch steps two, and the trajectories part."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def dense(name, init):
+            return nn.Dense(self.features, kernel_init=init, bias_init=nn.initializers.zeros,
+                            name=name)
+        i = {g: dense(f"i{g}", nn.initializers.lecun_normal())(x) for g in "rzn"}
+        h = {g: dense(f"h{g}", orthogonal())(memory) for g in "rzn"}
+        r = jax.nn.sigmoid(i["r"] + h["r"])
+        z = jax.nn.sigmoid(i["z"] + h["z"])
+        n = jnp.tanh(i["n"] + r * h["n"])
+        new = (1.0 - z) * n + z * memory
+        return new, new
+
+
+def _memory(features: jax.Array, memory: jax.Array | None, module: nn.Module):
+    """With ``gru_size`` > 0, a GRU cell after the torso: ``(new_memory, its output)``."""
+    if not module.gru_size:
+        return None, features
+    if memory is None:
+        raise ValueError(f"gru_size={module.gru_size}: call the policy with its memory, "
+                         "policy.apply(params, obs, memory) (zeros at an episode's start)")
+    return GRU(module.gru_size, name="gru")(memory, features)
+
+
+def _output(out, memory: jax.Array | None, module: nn.Module):
+    return (out, memory) if module.gru_size else out
+
+
 def _value(obs: jax.Array, features: jax.Array, module: nn.Module) -> jax.Array | None:
     if module.value_head == "none":
         return None
@@ -112,12 +148,13 @@ class DiscretePolicy(nn.Module):
     torso: Torso = "mlp"
     obs_ndim: int = 1  # the env's observation rank (0: a scalar)
     obs_categories: int = 0  # > 0: a discrete observation, one-hot encoded
+    gru_size: int = 0  # > 0: a GRU of this size after the torso; returns (out, memory)
 
     @nn.compact
-    def __call__(self, obs: jax.Array):
-        features = _features(obs, self)
+    def __call__(self, obs: jax.Array, memory: jax.Array | None = None):
+        memory, features = _memory(_features(obs, self), memory, self)
         logits = _dense(self.action_dim, 0.01, "logits", self.head_bias)(features)
-        return logits, _value(obs, features, self)
+        return _output((logits, _value(obs, features, self)), memory, self)
 
 
 class GaussianPolicy(nn.Module):
@@ -141,10 +178,11 @@ class GaussianPolicy(nn.Module):
     torso: Torso = "mlp"
     obs_ndim: int = 1
     obs_categories: int = 0
+    gru_size: int = 0
 
     @nn.compact
-    def __call__(self, obs: jax.Array):
-        features = _features(obs, self)
+    def __call__(self, obs: jax.Array, memory: jax.Array | None = None):
+        memory, features = _memory(_features(obs, self), memory, self)
         mean = _dense(self.action_dim, 0.01, "mean", self.head_bias)(features)
         if self.log_std_mode == "state":
             raw = _dense(self.action_dim, 0.01, "log_std")(features)
@@ -153,4 +191,4 @@ class GaussianPolicy(nn.Module):
             param = self.param("log_std", nn.initializers.constant(self.log_std_init),
                                (self.action_dim,))
             log_std = jnp.broadcast_to(param, mean.shape)
-        return (mean, log_std), _value(obs, features, self)
+        return _output(((mean, log_std), _value(obs, features, self)), memory, self)

@@ -30,6 +30,7 @@ class EnvCarry(NamedTuple):
     alive: jax.Array  # bool [N]: the current episode has not ended (episodic mode)
     step: jax.Array  # int32 [N]: steps taken in the current episode
     ret: jax.Array  # float [N]: undiscounted return so far in the current episode
+    memory: Any = None  # a recurrent policy's state [N, H], zero at an episode's start
 
 
 class Transition(NamedTuple):
@@ -86,7 +87,9 @@ def rollout(
 
     Args:
       key: PRNG key for actions and env transitions.
-      policy_fn: maps obs [N, ...] to logits [N, A] or (mean, log_std) [N, D].
+      policy_fn: maps obs [N, ...] to logits [N, A] or (mean, log_std) [N, D]; when
+        ``carry.memory`` is set, ``(obs, memory) -> (dist_params, memory)``, and the
+        memory of an env whose episode ends is reset to zeros.
       carry: from ``reset_envs`` (episodic) or the previous window (fixed).
       num_steps: T, static.
       discrete: whether actions are categorical.
@@ -104,7 +107,11 @@ def rollout(
 
     def one_step(c: EnvCarry, key_t: jax.Array):
         key_action, key_env = jax.random.split(key_t)
-        action = sample_action(key_action, policy_fn(c.obs), discrete)
+        if c.memory is None:
+            dist_params, memory = policy_fn(c.obs), None
+        else:
+            dist_params, memory = policy_fn(c.obs, c.memory)
+        action = sample_action(key_action, dist_params, discrete)
         keys_env = env_keys(key_env, num_envs, group_size)
         obs, state, reward, terminated, truncated, info = step_fn(keys_env, c.state, action,
                                                                   env_params)
@@ -127,6 +134,7 @@ def rollout(
             obs=obs, state=state,
             alive=c.alive if auto_reset else c.alive & ~done,
             step=jnp.where(done, 0, length), ret=jnp.where(done, 0.0, ret),
+            memory=None if memory is None else jnp.where(done[:, None], 0.0, memory),
         )
         return new, transition
 

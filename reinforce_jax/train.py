@@ -49,7 +49,7 @@ def make_policy(config: TrainConfig, spec: EnvSpec):
     if torso == "auto":
         torso = "conv" if len(spec.obs_shape) == 3 else "mlp"
     obs = {"torso": torso, "obs_ndim": len(spec.obs_shape),
-           "obs_categories": spec.obs_categories}
+           "obs_categories": spec.obs_categories, "gru_size": config.gru_size}
     if spec.discrete:
         return DiscretePolicy(spec.action_dim, tuple(config.hidden_sizes), config.activation,
                               config.value_head, config.head_bias, **obs)
@@ -129,21 +129,45 @@ class Trainer:
     def init(self, key: jax.Array) -> RunnerState:
         key_params, key_env, key_run = jax.random.split(key, 3)
         obs = jnp.zeros((1, *self.spec.obs_shape), jnp.float32)
-        params = self.policy.init(key_params, obs)
-        env_carry = reset_envs(key_env, self.env, self.env_params, self.config.num_envs,
-                               self.config.group_size)
+        params = self.policy.init(key_params, obs, *self.zero_memory(1))
+        env_carry = self.reset(key_env)
         zero = jnp.zeros((), jnp.float32)
         return RunnerState(params, self.tx.init(params), env_carry, key_run, zero, zero,
                            jnp.zeros((), jnp.int32))
+
+    @property
+    def recurrent(self) -> bool:
+        return self.config.gru_size > 0
+
+    def zero_memory(self, num_envs: int) -> tuple:
+        """``(zeros [num_envs, gru_size],)`` for a recurrent policy, else ``()``: the extra
+        argument ``policy.apply`` takes."""
+        return (jnp.zeros((num_envs, self.config.gru_size)),) if self.recurrent else ()
+
+    def reset(self, key: jax.Array):
+        """Every env reset, a recurrent policy's memory zeroed."""
+        carry = reset_envs(key, self.env, self.env_params, self.config.num_envs,
+                           self.config.group_size)
+        return carry._replace(memory=self.zero_memory(self.config.num_envs)[0]) \
+            if self.recurrent else carry
+
+    def act_fn(self, params):
+        """``obs -> dist_params`` (or ``(obs, memory) -> (dist_params, memory)``), for
+        ``rollout``."""
+        if self.recurrent:
+            def act(obs, memory):
+                (dist_params, _), memory = self.policy.apply(params, obs, memory)
+                return dist_params, memory
+            return act
+        return lambda obs: self.policy.apply(params, obs)[0]
 
     def update(self, state: RunnerState, hp: HyperParams) -> tuple[RunnerState, dict]:
         """One rollout and one optimizer step; returns per-update scalar metrics."""
         cfg = self.config
         key, key_reset, key_rollout = jax.random.split(state.key, 3)
-        policy_fn = lambda obs: self.policy.apply(state.params, obs)[0]  # noqa: E731
+        policy_fn = self.act_fn(state.params)
         if cfg.rollout == "episodic":
-            start = reset_envs(key_reset, self.env, self.env_params, cfg.num_envs,
-                               cfg.group_size)
+            start = self.reset(key_reset)
         else:
             start = state.env
         env_carry, traj = rollout(key_rollout, policy_fn, self.env, self.env_params, start,
@@ -160,9 +184,13 @@ class Trainer:
         lr_scale = 1.0
         if cfg.anneal_lr:
             lr_scale = jnp.maximum(1.0 - state.updates / cfg.num_updates, 0.0)
+        # a recurrent learner re-runs the window from the memory it started with, resetting
+        # it where an episode starts (step 0 inside its episode)
+        sequence = (jax.lax.stop_gradient(start.memory), traj.step == 0) if self.recurrent \
+            else None
         params, opt_state, loss, aux, grad_norm = self.learn(
             state.params, state.opt_state, hp, lr_scale, traj.obs, traj.action, G, mask,
-            weights)
+            weights, sequence)
 
         done = traj.terminated | traj.truncated
         episodes = jnp.sum(done)
@@ -182,7 +210,7 @@ class Trainer:
         return new_state, metrics
 
     def learn(self, params, opt_state, hp: HyperParams, lr_scale, obs, action, G, mask,
-              weights):
+              weights, sequence=None):
         """The learning step of one update on a [T, N] batch.
 
         ``update_every="batch"``: one optimizer step on the whole batch.
@@ -193,11 +221,15 @@ class Trainer:
         so the value and policy steps of the book's box come out of one gradient.
         A row with no valid env (every episode over) changes nothing.
 
+        ``sequence``: for a recurrent policy, ``(memory at the window's start [N, H],
+        episode starts bool [T, N])``.
+
         Returns ``(params, opt_state, loss, aux, grad_norm)``; in step mode the metrics
         are means over the steps taken.
         """
         if self.config.update_every == "batch":
-            (loss, aux), grads = self.loss_and_grad(params, hp, obs, action, G, mask, weights)
+            (loss, aux), grads = self.loss_and_grad(params, hp, obs, action, G, mask, weights,
+                                                    sequence)
             params, opt_state, grad_norm = self.apply_gradient(params, opt_state, grads, hp,
                                                                lr_scale)
             return params, opt_state, loss, aux, grad_norm
@@ -232,7 +264,18 @@ class Trainer:
         updates, opt_state = self.tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, grad_norm
 
-    def loss_and_grad(self, params, hp: HyperParams, obs, action, G, mask, weights):
+    def apply_sequence(self, params, obs, memory, starts):
+        """A recurrent policy over a [T, N] window: the memory is carried step to step and
+        reset to zeros where ``starts`` [T, N]; returns ``(dist_params, values)`` [T, N]."""
+        def one(memory, x):
+            o, start = x
+            memory = jnp.where(start[:, None], 0.0, memory)
+            out, memory = self.policy.apply(params, o, memory)
+            return memory, out
+        return jax.lax.scan(one, memory, (obs, starts))[1]
+
+    def loss_and_grad(self, params, hp: HyperParams, obs, action, G, mask, weights,
+                      sequence=None):
         """The objective's value, metrics and gradient on a [T, N] batch.
 
         The batch is cut along time into slices of about ``grad_chunk_rows`` rows whose
@@ -244,7 +287,10 @@ class Trainer:
 
         def summed(p, batch):
             obs, action, G, mask, weights = batch
-            dist_params, values = self.policy.apply(p, obs)
+            if sequence is None:
+                dist_params, values = self.policy.apply(p, obs)
+            else:
+                dist_params, values = self.apply_sequence(p, obs, *sequence)
             log_probs, entropy = log_prob_and_entropy(dist_params, action, self.spec.discrete)
             return reinforce_objective(log_probs, G, entropy, mask, values, weights,
                                        hp.ent_coef, hp.vf_coef, "sum")
@@ -253,6 +299,8 @@ class Trainer:
         batch = (obs, action, G, mask, weights)
         T, N = mask.shape
         steps = T if cfg.grad_chunk_rows == 0 else max(1, cfg.grad_chunk_rows // N)
+        if sequence is not None:
+            steps = T  # the memory runs through the whole window: no time slices
         if steps >= T:
             out = grad_fn(params, batch)
         else:
