@@ -56,6 +56,7 @@ def train(
     checkpoint_every: float = 60.0,
     chunk_updates: int = 10,
     progress: bool = True,
+    log: str = "none",
 ) -> Exit:
     """Train REINFORCE over many seeds at once and write a run directory.
 
@@ -68,10 +69,16 @@ def train(
       resume: continue an interrupted run in --out from its checkpoint (same settings).
       checkpoint_every: seconds between checkpoints of the training state (out/checkpoint.npz).
       chunk_updates: updates per jitted call (progress and NaN checks happen between).
-      progress: show a progress bar.
+      progress: show a progress bar (without it, one line per chunk of updates).
+      log: metrics loggers, e.g. tensorboard,csv: tensorboardX event files in
+        out/tensorboard (one run per seed) and/or out/metrics.csv (long format); none.
     """
+    from reinforce_jax.loggers import ProgressLog, make_loggers, parse_log
+    from reinforce_jax.policy import FILE_NAME, save_policies
+
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
+    loggers = parse_log(log)
     config.validate()
     if resume and overwrite:
         raise ValueError("--resume and --overwrite together; allowed: one of them")
@@ -86,11 +93,26 @@ def train(
         out = prepare_out_dir(out, overwrite)
         write_json(out / "config.json", settings)
 
-    result = run_training(config, seeds, first_seed, chunk_updates, progress,
-                          checkpoint=out / "checkpoint.npz", checkpoint_every=checkpoint_every,
-                          resume=resume)
+    callbacks = make_loggers(loggers, out, out.name, list(range(first_seed, first_seed + seeds)))
+    if not progress:
+        callbacks.append(ProgressLog(config.num_updates))
+    try:
+        result = run_training(config, seeds, first_seed, chunk_updates, progress,
+                              checkpoint=out / "checkpoint.npz",
+                              checkpoint_every=checkpoint_every, resume=resume,
+                              callbacks=callbacks)
+    finally:
+        for callback in callbacks:
+            callback.close()
     summary = write_run(out, result)
     print_summary(result, summary, out)
+    if result.params is not None:
+        save_policies(out / FILE_NAME, config, result.seeds, result.params, result.diverged_at,
+                      result.updates_done)
+        print(f"kept every seed's final policy in {out / FILE_NAME} (reinforce-jax eval "
+              f"{out}; reinforce_jax.load_policy)")
+    if loggers:
+        print(f"logged metrics to {', '.join(str(cb.where) for cb in callbacks[:len(loggers)])}")
     return train_exit(result, out)
 
 
@@ -346,6 +368,99 @@ def sweep(
     return Exit(EXIT_OK, f"done: {finished} of {total} runs{note}; results in {out}")
 
 
+def eval_cmd(
+    run_dir: Annotated[Path, tyro.conf.Positional],
+    episodes: int = 20,
+    greedy: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Exit:
+    """Evaluate every kept policy of a train run on fresh episodes; write RUN_DIR/eval.json.
+
+    Args:
+      run_dir: a directory written by `reinforce-jax train`.
+      episodes: whole episodes per seed (each up to the env's time limit).
+      greedy: take the most likely action (categorical: argmax; Gaussian: the mean)
+        instead of sampling as in training.
+      seed: PRNG seed of the episodes (reset states, sampled actions).
+      overwrite: replace an existing eval.json.
+    """
+    from reinforce_jax.evaluate import evaluate
+    from reinforce_jax.policy import load_policies
+
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes={episodes!r}; allowed: an integer >= 1")
+    if seed < 0:
+        raise ValueError(f"seed={seed!r}; allowed: an integer >= 0")
+    policies = load_policies(run_dir)
+    path = Path(run_dir) / "eval.json"
+    if path.exists() and not overwrite:
+        raise ValueError(f"{str(path)!r} exists; pass --overwrite to replace it")
+    result = evaluate(policies, episodes, greedy, seed)
+    for line in result.report_lines(policies.config.env):
+        print(line)
+    write_json(path, {"run_dir": str(run_dir), "env": policies.config.env,
+                      "updates_trained": policies.updates_done, **result.to_dict()})
+    print(f"wrote {path}")
+    agg, n = result.aggregate(), len(result.seeds)
+    if agg["mean"] is None:
+        return Exit(EXIT_DIVERGED, f"every seed diverged in training ({n} of {n}); no "
+                    f"aggregate (per-seed returns in {path})")
+    low, high = agg["ci95"]
+    return Exit(EXIT_OK, f"evaluated {agg['seeds_included']} of {n} seeds x {episodes} "
+                f"episodes: mean return {agg['mean']:.2f} [{low:.2f}, {high:.2f}]")
+
+
+def render_cmd(
+    run_dir: Annotated[Path, tyro.conf.Positional],
+    seed: int | None = None,
+    out: Path | None = None,
+    greedy: bool = False,
+    max_frames: int | None = None,
+    episode_seed: int = 0,
+    overwrite: bool = False,
+) -> Exit:
+    """Play one episode with a kept policy and draw it to a GIF (gymnax's visualizer).
+
+    Args:
+      run_dir: a directory written by `reinforce-jax train`.
+      seed: which kept seed acts; default: the first one.
+      out: the GIF to write; default RUN_DIR/seed<K>.gif.
+      greedy: take the most likely action instead of sampling as in training.
+      max_frames: stop after this many steps (one frame per step); default: the whole
+        episode, up to the env's time limit.
+      episode_seed: PRNG seed of the episode (reset state, sampled actions).
+      overwrite: replace an existing --out.
+    """
+    import jax
+
+    from reinforce_jax.policy import load_policies
+    from reinforce_jax.render import check_renderable, render_gif
+
+    if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
+        raise ValueError(f"max_frames={max_frames!r}; allowed: an integer >= 1")
+    if episode_seed < 0:
+        raise ValueError(f"episode_seed={episode_seed!r}; allowed: an integer >= 0")
+    policies = load_policies(run_dir)
+    if seed is None:
+        seed = policies.seeds[0]
+    if seed not in policies.seeds:
+        raise ValueError(f"seed={seed!r}; allowed: one of the kept seeds "
+                         f"{', '.join(map(str, policies.seeds))}")
+    policy = policies[policies.seeds.index(seed)]
+    check_renderable(policy)
+    out = Path(out) if out is not None else Path(run_dir) / f"seed{seed}.gif"
+    if out.suffix.lower() != ".gif":
+        raise ValueError(f"--out {str(out)!r}; allowed: a path ending in .gif")
+    if out.exists() and not overwrite:
+        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {str(out)!r}: its directory does not exist")
+    shown = render_gif(policy, out, jax.random.key(episode_seed), greedy, max_frames)
+    return Exit(EXIT_OK, f"wrote {out}: seed {seed}, {shown['frames']} frames "
+                f"({shown['how']}), return {shown['return']:.2f}")
+
+
 def report_cmd(
     run_dir: Annotated[Path, tyro.conf.Positional],
     metric: Literal["iqm", "mean"] = "iqm",
@@ -377,7 +492,8 @@ def report_cmd(
     return Exit(EXIT_OK, f"reported {usable} of {total} runs")
 
 
-COMMANDS = {"train": train, "sweep": sweep, "report": report_cmd}
+COMMANDS = {"train": train, "sweep": sweep, "report": report_cmd, "eval": eval_cmd,
+            "render": render_cmd}
 
 
 def main(argv: list[str] | None = None) -> int:

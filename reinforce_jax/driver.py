@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -268,6 +268,7 @@ def run_training(
     checkpoint: Path | None = None,
     checkpoint_every: float = 60.0,
     resume: bool = False,
+    callbacks: Sequence[Callable[[BatchOutcome, int], None]] = (),
 ) -> TrainResult:
     """Train ``num_seeds`` independent agents (seeds ``first_seed ...``) with ``config``.
 
@@ -275,6 +276,8 @@ def run_training(
     ``num_seeds`` gives each seed its own value (one compile for all of them). Seeds are
     sharded over all local devices. With ``checkpoint`` the training state is saved there
     at most every ``checkpoint_every`` seconds and at the end; ``resume`` continues from it.
+    After every chunk of updates the checkpoint saver and then each of ``callbacks``
+    (loggers, ``reinforce_jax.loggers``) is called as ``callback(outcome, updates_done)``.
     Raises ``ValueError`` for bad input before anything is compiled.
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
@@ -291,13 +294,18 @@ def run_training(
             raise ValueError(f"resume=True but checkpoint={checkpoint!r} does not exist")
         start = load_outcome(checkpoint, trainer, keys)
     program = Program(trainer, round_up(num_seeds, len(jax.local_devices())))
-    saver = _Saver(checkpoint, checkpoint_every, config.num_updates)
+    chunk_callbacks = [_Saver(checkpoint, checkpoint_every, config.num_updates), *callbacks]
+
+    def on_chunk(outcome: BatchOutcome, done: int) -> None:
+        for callback in chunk_callbacks:
+            callback(outcome, done)
+
     bar = progress_bar(config.num_updates, progress, "upd", "training")
     if bar is not None and start is not None:
         bar.update(start.metrics["loss"].shape[1])
     try:
         out = train_batch(program, keys, hp, chunk_updates, resume=start, bar=bar,
-                          labels=[f"seed {s}" for s in seeds], on_chunk=saver)
+                          labels=[f"seed {s}" for s in seeds], on_chunk=on_chunk)
     finally:
         if bar is not None:
             bar.close()
