@@ -97,3 +97,17 @@ def test_a_wrapper_takes_effect_in_both_rollout_modes(rollout):
     np.testing.assert_allclose(returns["CartPole-v1-tenfold"], 10 * returns["CartPole-v1"],
                                rtol=1e-5)
     assert returns["CartPole-v1"].min() > 0
+
+
+def test_catch_learns_well_above_a_random_policy():
+    """bsuite's Catch: +1 for catching the ball, -1 for missing it; a random policy
+    averages about -0.6."""
+    cfg = TrainConfig(env="Catch-bsuite", hidden_sizes=(32,), num_envs=32, horizon=10,
+                      learning_rate=1e-2, num_updates=150)
+    trainer = Trainer(cfg)
+    run = jax.jit(jax.vmap(lambda k: trainer.run_updates(trainer.init(k), cfg.hyperparams,
+                                                         150)))
+    _, metrics = run(jax.vmap(jax.random.key)(np.arange(4)))
+    returns = np.asarray(metrics["episode_return"])
+    assert returns[:, :5].mean() < -0.3  # it starts near random
+    assert returns[:, -10:].mean() > 0.3, returns[:, -10:].mean(axis=1)
