@@ -20,11 +20,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from reinforce_jax import HyperParams, TrainConfig
 from reinforce_jax.driver import seed_keys
-from reinforce_jax.optim import clip_by_global_norm_torch
 from reinforce_jax.rollout import reset_envs, rollout
 from reinforce_jax.train import Trainer, compute_targets
 
@@ -111,14 +109,14 @@ def bench_learner(num_envs: int, repeats: int, grad_chunk_rows: int | None = Non
     G, mask, weights = compute_targets(cfg, traj, hp.gamma, None, None)
 
     @jax.jit
-    def learn(params, opt_state):
-        _, grads = trainer.loss_and_grad(params, hp, traj.obs, traj.action, G, mask, weights)
-        grads, _ = clip_by_global_norm_torch(grads, hp.max_grad_norm)
-        updates, opt_state = trainer.tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+    def learn(params, opt_state, lr_scale):  # the Trainer's own learning step
+        return trainer.learn(params, opt_state, hp, lr_scale, traj.obs, traj.action, G, mask,
+                             weights)[:2]
 
-    jax.block_until_ready(learn(state.params, state.opt_state))
-    seconds = _time(lambda: learn(state.params, state.opt_state), repeats)
+    lr_scale = jnp.float32(1.0)  # the anneal's factor at the first update
+
+    jax.block_until_ready(learn(state.params, state.opt_state, lr_scale))
+    seconds = _time(lambda: learn(state.params, state.opt_state, lr_scale), repeats)
     return {"num_envs": num_envs, "grad_chunk_rows": cfg.grad_chunk_rows,
             "steps_per_s": num_envs * HORIZON / seconds}
 
