@@ -492,8 +492,21 @@ def report_cmd(
     return Exit(EXIT_OK, f"reported {usable} of {total} runs")
 
 
-COMMANDS = {"train": train, "sweep": sweep, "report": report_cmd, "eval": eval_cmd,
-            "render": render_cmd}
+def envs_cmd() -> Exit:
+    """List every environment --env accepts, with its observation and action spaces."""
+    from reinforce_jax.envs import describe_envs
+
+    rows = describe_envs()
+    width = max(len(r[0]) for r in rows)
+    print(f"{'env':<{width}}  {'observation':<16}  action")
+    for name, obs, act in rows:
+        print(f"{name:<{width}}  {obs:<16}  {act}")
+    print("DigitMatch-N and DigitMatch-N-onehot take any N >= 2")
+    return Exit(EXIT_OK, f"{len(rows)} environments")
+
+
+COMMANDS = {"train": train, "sweep": sweep, "report": report_cmd, "envs": envs_cmd,
+            "eval": eval_cmd, "render": render_cmd}
 
 
 def main(argv: list[str] | None = None) -> int:
