@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
+from jax.extend.backend import clear_backends
 
 EXIT_PEERS_MISSING = 4  # process 0 gave up waiting for other processes' chunks (README)
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.5
 
 
 class Processes(NamedTuple):
@@ -64,11 +65,15 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                process_id: int | None = None) -> Processes:
     """Join JAX's distributed runtime; settings left None come from the environment.
 
-    Must run before anything touches a JAX backend. Recoverability is switched on so that
-    a killed process does not stop the others, and can rejoin when started again.
+    JAX refuses to join once a backend exists, and importing gymnax (for the environments)
+    already made a one-process CPU backend, so that backend is cleared first; the next
+    JAX call makes one that knows the other processes. Recoverability is switched on:
+    without it, the runtime aborts every process as soon as one dies, and a process that
+    is started again cannot rejoin.
     """
     check_settings(coordinator_address, num_processes, process_id)
     jax.config.update("jax_enable_recoverability", True)
+    clear_backends()
     try:
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
     except ValueError as err:  # JAX found neither flags nor a launcher's variables

@@ -268,9 +268,9 @@ def run_sweep(
         saved = json.loads(spec_path.read_text())
         if saved["identity"] != identity:
             diff = [k for k in identity if saved["identity"].get(k) != identity[k]]
+            fix = "pass --overwrite to replace it" if processes.count == 1 else "empty it"
             raise ValueError(f"--out {str(out)!r} holds a different sweep (differs in: "
-                             f"{', '.join(diff)}); pass --overwrite to replace it, or choose "
-                             "another directory")
+                             f"{', '.join(diff)}); {fix}, or choose another directory")
         resuming = True
         plan = SweepPlan(points, seed_list, saved["groups"], saved["chunk_runs"])
     else:
@@ -393,7 +393,10 @@ def run_sweep(
     result.processes, result.chunks_written, result.missing_from = (
         processes, written, missing_from)
     result.wall_seconds = time.perf_counter() - wall0
-    result.messages = messages + result.messages
+    if processes.index > 0:  # runs not finished yet are other processes' business
+        result.messages = messages
+    else:
+        result.messages = messages + result.messages
     return result
 
 
@@ -403,8 +406,9 @@ def _wait_for_peers(out: Path, plan: SweepPlan, processes: Processes, timeout: f
     are still missing when ``timeout`` seconds pass without any chunk activity."""
     names = [chunk_name(g, i) for g, i in plan.chunk_ids()]
 
-    def missing() -> list[int]:
-        return [k for k, n in enumerate(names) if not (out / "chunks" / f"{n}.npz").exists()]
+    def missing() -> list[int]:  # one directory listing per look, not a stat per chunk
+        done = {f.stem for f in (out / "chunks").glob("*.npz")}
+        return [k for k, n in enumerate(names) if n not in done]
 
     todo = missing()
     if todo:

@@ -175,7 +175,10 @@ def test_killed_process_resumes_and_nothing_is_lost_or_written_twice(launch, sin
     code, log2 = run.wait(2)
     assert code == 0, log2[-3000:]
     others = [c for c, k in index.items() if k % n != victim]
-    assert all((chunks / f"{c}.npz").exists() for c in others)
+    while not all((chunks / f"{c}.npz").exists() for c in others):
+        assert time.time() < deadline and run.procs[0].poll() is None
+        time.sleep(0.05)
+    time.sleep(1)  # process 0, its own chunks done, keeps waiting for the killed one's
     assert run.procs[0].poll() is None, "process 0 waits for the killed process's chunks"
     before = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in chunks.glob("*.npz")}
     # the same command again resumes the killed process's chunks; process 0 then reports
@@ -214,6 +217,16 @@ def test_split_without_the_runtime_and_process_0_gives_up_on_a_missing_peer(sing
     ref = S.collect(single)
     for name in ref.metrics:
         np.testing.assert_allclose(last.metrics[name], ref.metrics[name], **TOL)
+
+
+def test_other_processes_wait_for_sweep_json_and_refuse_a_different_sweep(single, tmp_path):
+    base = TrainConfig(env="CartPole-v1", num_envs=4, num_updates=6, horizon=24)
+    with pytest.raises(ValueError, match="no sweep.json from process 0 after 0.3s"):
+        S.run_sweep(base, {}, 5, tmp_path / "none", processes=Processes(1, 2),
+                    peer_timeout=0.3, progress=False)
+    with pytest.raises(ValueError, match="holds a different sweep .*grid.*; empty it"):
+        S.run_sweep(base, {"learning_rate": [1e-3]}, 5, single, processes=Processes(1, 2),
+                    progress=False)
 
 
 @pytest.mark.parametrize("extra, match", [
