@@ -111,3 +111,32 @@ def test_catch_learns_well_above_a_random_policy():
     returns = np.asarray(metrics["episode_return"])
     assert returns[:, :5].mean() < -0.3  # it starts near random
     assert returns[:, -10:].mean() > 0.3, returns[:, -10:].mean(axis=1)
+
+
+@pytest.mark.parametrize("name", ["CartPole-v1", "Breakout-MinAtar", "LineWalk"])
+def test_episodic_shortcut_trains_exactly_as_the_public_step(name):
+    """Episodic mode skips gymnax's auto-reset for an unwrapped env; a wrapper that only
+    passes ``step`` through forces the public path. Training must not tell them apart."""
+    from gymnax.wrappers.purerl import GymnaxWrapper
+
+    from reinforce_jax.envs import register_env
+    from reinforce_jax.rollout import _stock_step
+
+    class PassThrough(GymnaxWrapper):
+        def step(self, key, state, action, params=None):
+            return self._env.step(key, state, action, params)
+
+    env, params, _ = make_env(name)
+    register_env(f"{name}-passthrough", lambda: (PassThrough(env), params))
+    assert _stock_step(env) and not _stock_step(PassThrough(env))
+    out = {}
+    for env_name in (name, f"{name}-passthrough"):
+        cfg = TrainConfig(env=env_name, num_envs=3, num_updates=3, horizon=30,
+                          hidden_sizes=(8,))
+        trainer = Trainer(cfg)
+        out[env_name] = jax.jit(trainer.run_updates, static_argnums=2)(
+            trainer.init(jax.random.key(5)), cfg.hyperparams, 3)
+    (state_a, metrics_a), (state_b, metrics_b) = out.values()
+    for key in metrics_a:
+        np.testing.assert_array_equal(metrics_a[key], metrics_b[key], err_msg=key)
+    jax.tree.map(np.testing.assert_array_equal, state_a.params, state_b.params)
