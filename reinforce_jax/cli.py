@@ -374,16 +374,19 @@ def eval_cmd(
     greedy: bool = False,
     seed: int = 0,
     overwrite: bool = False,
+    point: int | None = None,
 ) -> Exit:
-    """Evaluate every kept policy of a train run on fresh episodes; write RUN_DIR/eval.json.
+    """Evaluate every kept policy of a train run (or of one sweep configuration) on fresh
+    episodes; write RUN_DIR/eval.json (a sweep: RUN_DIR/eval_point<P>.json).
 
     Args:
-      run_dir: a directory written by `reinforce-jax train`.
+      run_dir: a directory written by `reinforce-jax train` or `reinforce-jax sweep`.
       episodes: whole episodes per seed (each up to the env's time limit).
       greedy: take the most likely action (categorical: argmax; Gaussian: the mean)
         instead of sampling as in training.
       seed: PRNG seed of the episodes (reset states, sampled actions).
       overwrite: replace an existing eval.json.
+      point: for a sweep, the configuration to evaluate (its index in the report).
     """
     from reinforce_jax.evaluate import evaluate
     from reinforce_jax.policy import load_policies
@@ -392,8 +395,8 @@ def eval_cmd(
         raise ValueError(f"episodes={episodes!r}; allowed: an integer >= 1")
     if seed < 0:
         raise ValueError(f"seed={seed!r}; allowed: an integer >= 0")
-    policies = load_policies(run_dir)
-    path = Path(run_dir) / "eval.json"
+    policies = load_policies(run_dir, point)
+    path = Path(run_dir) / ("eval.json" if point is None else f"eval_point{point}.json")
     if path.exists() and not overwrite:
         raise ValueError(f"{str(path)!r} exists; pass --overwrite to replace it")
     result = evaluate(policies, episodes, greedy, seed)

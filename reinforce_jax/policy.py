@@ -14,6 +14,10 @@ alone:
 A CartPole policy of 64x64 units is about 20 kB per seed, so a file per run is cheap
 even for thousands of runs (a sweep can call ``save_policies`` once per run).
 
+A sweep keeps its runs' final parameters in its chunk files instead (``params/<path>``
+with a leading run axis beside ``point`` and ``seed``), written with the chunk's results
+in one atomic file; ``load_policies(sweep_dir, point=P)`` reads them back.
+
 ``load_policy(run_dir, seed=K)`` rebuilds the network from the saved config and returns a
 ``Policy`` whose ``act(key, obs, greedy=False)`` samples an action as training did, or
 takes the most likely one (categorical: argmax; Gaussian: the mean).
@@ -39,12 +43,17 @@ FILE_NAME = "policies.npz"
 FORMAT_VERSION = 1
 
 
+def flat_params(params: Any) -> dict[str, np.ndarray]:
+    """``{"params/hidden_0/kernel": array, ...}``: a parameter tree by path, on the host."""
+    flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
+    return {k: np.asarray(v) for k, v in flat.items()}
+
+
 def save_policies(path: Path, config: TrainConfig, seeds: list[int], params: Any,
                   diverged_at: np.ndarray | None = None, updates_done: int | None = None) -> None:
     """Write the final parameters of ``seeds`` (a pytree with a leading seed axis) to
     ``path`` (atomically)."""
-    flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
-    arrays = {f"params/{k}": np.asarray(v) for k, v in flat.items()}
+    arrays = {f"params/{k}": v for k, v in flat_params(params).items()}
     for name, value in arrays.items():
         if value.shape[:1] != (len(seeds),):
             raise ValueError(f"{name} has shape {value.shape}; allowed: a leading axis of "
@@ -172,10 +181,16 @@ def policy_file(run_dir: Path) -> Path:
     return path
 
 
-def load_policies(run_dir: Path) -> PolicySet:
+def load_policies(run_dir: Path, point: int | None = None) -> PolicySet:
     """Every seed kept in ``run_dir`` (or a ``policies.npz`` path), checked against the
-    network its config builds."""
+    network its config builds. For a sweep directory, the finished runs of configuration
+    ``point`` (which may be left out when the sweep has one)."""
     path = Path(run_dir)
+    if (path / "sweep.json").is_file():
+        return _load_sweep_policies(path, point)
+    if point is not None:
+        raise ValueError(f"point={point!r} with a train run; allowed: point only for a "
+                         "sweep directory")
     path = path if path.is_file() else policy_file(path)
     with np.load(path) as data:
         meta = json.loads(str(data["meta"]))
@@ -190,7 +205,43 @@ def load_policies(run_dir: Path) -> PolicySet:
     if unknown:
         raise ValueError(f"{str(path)!r} has config fields {', '.join(unknown)} that this "
                          "version of reinforce_jax does not know")
-    config = TrainConfig(**fields)
+    return _policy_set(path, TrainConfig(**fields), arrays, seeds, diverged_at,
+                       meta.get("updates_done"))
+
+
+def _load_sweep_policies(out: Path, point: int | None) -> PolicySet:
+    from reinforce_jax.sweep import load_plan
+
+    plan = load_plan(out)
+    count = len(plan.points)
+    if point is None and count == 1:
+        point = 0
+    if isinstance(point, bool) or not isinstance(point, (int, np.integer)) \
+            or not 0 <= point < count:
+        raise ValueError(f"point={point!r}; allowed: a configuration index 0..{count - 1} of "
+                         f"the sweep in {str(out)!r} (see its report)")
+    runs: dict[int, tuple[dict, int]] = {}  # seed -> (its parameters, diverged_at)
+    for f in sorted((out / "chunks").glob("*.npz")):
+        with np.load(f) as data:
+            keys = [k for k in data.files if k.startswith("params/")]
+            for r, (p, s) in enumerate(zip(data["point"], data["seed"])):
+                if int(p) == point and keys:
+                    runs[int(s)] = ({k[len("params/"):]: data[k][r] for k in keys},
+                                    int(data["diverged_at"][r]))
+    if not runs:
+        raise ValueError(f"point={point!r} of the sweep in {str(out)!r} has no finished run "
+                         "with kept parameters yet")
+    seeds = sorted(runs)
+    arrays = {k: np.stack([runs[s][0][k] for s in seeds]) for k in runs[seeds[0]][0]}
+    diverged_at = np.asarray([runs[s][1] for s in seeds], np.int64)
+    config = plan.points[point].config
+    return _policy_set(out, config, arrays, seeds, diverged_at, config.num_updates)
+
+
+def _policy_set(path: Path, config: TrainConfig, arrays: dict[str, np.ndarray],
+                seeds: list[int], diverged_at: np.ndarray, updates_done: int | None
+                ) -> PolicySet:
+    """Check the arrays against the network ``config`` builds, then wrap them."""
     trainer = Trainer(config)
     template = traverse_util.flatten_dict(
         jax.eval_shape(trainer.init, jax.random.key(0)).params, sep="/")
@@ -203,13 +254,13 @@ def load_policies(run_dir: Path) -> PolicySet:
                              f"{arrays[name].shape}; its config builds {like.shape} per seed")
     params = traverse_util.unflatten_dict(
         {k: jnp.asarray(v, template[k].dtype) for k, v in arrays.items()}, sep="/")
-    return PolicySet(config, params, seeds, diverged_at, meta.get("updates_done"), trainer)
+    return PolicySet(config, params, seeds, diverged_at, updates_done, trainer)
 
 
-def load_policy(run_dir: Path, seed: int | None = None) -> Policy:
+def load_policy(run_dir: Path, seed: int | None = None, point: int | None = None) -> Policy:
     """The policy of seed ``seed`` kept in ``run_dir``; ``seed`` may be left out when
-    the run has one seed."""
-    policies = load_policies(run_dir)
+    the run has one seed. For a sweep directory, ``point`` picks the configuration."""
+    policies = load_policies(run_dir, point)
     if seed is None:
         if len(policies.seeds) != 1:
             raise ValueError(f"seed is missing; allowed: one of the kept seeds "

@@ -45,6 +45,7 @@ from reinforce_jax.driver import (
     train_batch,
 )
 from reinforce_jax.io import from_jsonable, jsonable, prepare_out_dir, write_json, write_npz
+from reinforce_jax.policy import flat_params
 from reinforce_jax.train import Trainer
 
 SWEEPABLE = HyperParams._fields
@@ -356,12 +357,15 @@ def run_sweep(
                         save_outcome(ckpt, outcome)
                     interrupted = True
                     break
+                # each run's final parameters go in with its curves: a finished chunk is
+                # one atomic file, so a kept policy exists exactly when its results do
                 write_npz(out / "chunks" / f"{name}.npz", {
                     "point": np.asarray([p for p, _ in runs]),
                     "seed": np.asarray([s for _, s in runs]),
                     "diverged_at": outcome.diverged_at,
                     "run_seconds": np.asarray(outcome.run_seconds),
-                    **{f"metric/{k}": v for k, v in outcome.metrics.items()}})
+                    **{f"metric/{k}": v for k, v in outcome.metrics.items()},
+                    **{f"params/{k}": v for k, v in flat_params(outcome.state.params).items()}})
                 written.append(name)
                 if ckpt.exists():
                     ckpt.unlink()
@@ -421,17 +425,21 @@ def _wait_for_peers(out: Path, plan: SweepPlan, processes: Processes, timeout: f
     return sorted({k % processes.count for k in missing()})
 
 
+def load_plan(out: Path) -> SweepPlan:
+    """The plan of the sweep in ``out``, rebuilt from its ``sweep.json``."""
+    saved = json.loads((Path(out) / "sweep.json").read_text())
+    ident = saved["identity"]
+    base = TrainConfig(**from_jsonable(ident["base"]))
+    grid = {k: list(from_jsonable(v)) for k, v in ident["grid"].items()}
+    points = expand_grid(base, grid)
+    seeds = list(range(ident["first_seed"], ident["first_seed"] + ident["seeds"]))
+    return SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])
+
+
 def collect(out: Path, plan: SweepPlan | None = None) -> SweepResult:
     """Assemble the finished chunk files of a sweep directory into [points, seeds, ...]."""
     out = Path(out)
-    saved = json.loads((out / "sweep.json").read_text())
-    if plan is None:
-        ident = saved["identity"]
-        base = TrainConfig(**from_jsonable(ident["base"]))
-        grid = {k: list(from_jsonable(v)) for k, v in ident["grid"].items()}
-        points = expand_grid(base, grid)
-        seeds = list(range(ident["first_seed"], ident["first_seed"] + ident["seeds"]))
-        plan = SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])
+    plan = load_plan(out) if plan is None else plan
     P, S = len(plan.points), len(plan.seeds)
     U = max(p.config.num_updates for p in plan.points)
     metrics = {k: np.full((P, S, U), np.nan) for k in METRIC_NAMES}
