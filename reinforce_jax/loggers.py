@@ -10,6 +10,10 @@ restarts from its checkpoint) rewrites its logs instead of duplicating updates.
   ``run, seed, update, env_steps, metric, value``.
 * ``TensorBoardLogger``: tensorboardX event files, one TensorBoard run per seed
   (``tensorboard/seed_K``), one scalar per metric, with cumulative env steps as the step.
+* ``WandbLogger``: Weights & Biases (the ``wandb`` extra), one W&B run per seed, grouped
+  by the run directory's name, stepped by cumulative env steps. ``WANDB_PROJECT`` names
+  the project (default "reinforce_jax") and ``WANDB_MODE=offline`` keeps it local. W&B
+  cannot rewrite a run's history, so after ``--resume`` the seeds log into new W&B runs.
 * ``ProgressLog``: one line per chunk on stdout, for logs without a progress bar.
 
 ``update`` counts updates done (1 = after the first); ``env_steps`` is that seed's
@@ -26,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-LOGGERS = ("tensorboard", "csv")
+LOGGERS = ("tensorboard", "csv", "wandb")
 
 
 def parse_log(text: str) -> tuple[str, ...]:
@@ -42,10 +46,19 @@ def parse_log(text: str) -> tuple[str, ...]:
     return names
 
 
-def make_loggers(names: tuple[str, ...], out: Path, run: str, seeds: list[int]) -> list:
+def make_loggers(names: tuple[str, ...], out: Path, run: str, seeds: list[int],
+                 config: Any = None) -> list:
     """The loggers ``names`` (from ``parse_log``) writing into run directory ``out``."""
+    if "wandb" in names:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ValueError("log='wandb' needs the wandb package; allowed: install it with "
+                             "pip install \"reinforce_jax[wandb]\", or log tensorboard,csv"
+                             ) from None
     made = {"csv": lambda: CsvLogger(Path(out) / "metrics.csv", run, seeds),
-            "tensorboard": lambda: TensorBoardLogger(Path(out) / "tensorboard", seeds)}
+            "tensorboard": lambda: TensorBoardLogger(Path(out) / "tensorboard", seeds),
+            "wandb": lambda: WandbLogger(Path(out), run, seeds, config)}
     return [made[name]() for name in names]
 
 
@@ -111,6 +124,42 @@ class TensorBoardLogger:
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
+
+
+class WandbLogger:
+    """Weights & Biases: one run per seed (``<run>/seed_K``, grouped by ``run``), scalars
+    stepped by cumulative env steps; W&B's files go to ``out/wandb``."""
+
+    def __init__(self, out: Path, run: str, seeds: list[int], config: Any = None):
+        self.where = Path(out) / "wandb"
+        self.run, self.seeds, self.config = run, list(seeds), config
+        self.runs: list = []
+        self.written = 0
+
+    def __call__(self, outcome: Any, done: int) -> None:
+        import os
+
+        import wandb
+
+        from reinforce_jax.io import jsonable
+
+        if not self.runs:
+            self.where.mkdir(parents=True, exist_ok=True)
+            self.runs = [wandb.init(project=os.environ.get("WANDB_PROJECT", "reinforce_jax"),
+                                    group=self.run, name=f"{self.run}/seed_{s}",
+                                    dir=str(self.where.parent), reinit="create_new",
+                                    config={"seed": s, **(jsonable(self.config) or {})})
+                         for s in self.seeds]
+        steps = _cumulative_steps(outcome)
+        for i, run in enumerate(self.runs):
+            for u in range(self.written, done):
+                run.log({name: float(values[i, u]) for name, values in outcome.metrics.items()}
+                        | {"update": u + 1}, step=int(steps[i, u]))
+        self.written = done
+
+    def close(self) -> None:
+        for run in self.runs:
+            run.finish()
 
 
 class ProgressLog:
