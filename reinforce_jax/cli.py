@@ -79,7 +79,13 @@ def train(
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
     loggers = parse_log(log)
-    config.validate()
+    config = config.validate()  # with --total-env-steps: num_updates derived from it
+    if config.total_env_steps is not None:
+        from reinforce_jax.envs import make_env
+
+        per_update = config.num_envs * config.rollout_length(make_env(config.env)[2])
+        print(f"--total-env-steps {config.total_env_steps:,}: {config.num_updates} updates of "
+              f"{per_update:,} env steps each (num_envs x rollout length, rounded up)")
     if resume and overwrite:
         raise ValueError("--resume and --overwrite together; allowed: one of them")
     if resume and out is None:
@@ -175,7 +181,7 @@ def write_run(out: Path, result: TrainResult) -> dict:
     if result.updates_done > 0:
         plot_curves(result.metrics["episode_return"], out / "curves.png",
                     f"REINFORCE on {result.config.env} ({len(result.seeds)} seeds)",
-                    diverged=result.diverged_at >= 0)
+                    diverged=result.diverged_at >= 0, env_steps=result.metrics["env_steps"])
     return summary
 
 

@@ -41,6 +41,12 @@ class TrainConfig:
     """Parallel environments per seed; in episodic mode, episodes per update."""
     num_updates: int = 150
     """Policy updates per seed."""
+    total_env_steps: int | None = None
+    """A budget in env steps instead of `num_updates`: num_updates becomes
+    ceil(total_env_steps / (num_envs x rollout length)), the steps an update computes
+    (rollout length: `horizon`, or in episodic mode the env's time limit when horizon is
+    0), as PPO-style libraries count them. Leave num_updates at its default with it;
+    giving both is refused. None: use num_updates."""
     rollout: Literal["episodic", "fixed"] = "episodic"
     """episodic: every env plays one whole episode from reset per update (exact
     Monte-Carlo). fixed: `horizon` steps with auto-reset; unfinished tails are
@@ -130,8 +136,26 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+    def rollout_length(self, spec) -> int:
+        """Env steps each env computes per update: the horizon, else the env's time limit
+        (episodic) or 128 (fixed); the same rule as ``Trainer``."""
+        from reinforce_jax.train import FIXED_DEFAULT_HORIZON
+
+        if self.horizon > 0:
+            return self.horizon
+        return spec.max_steps if self.rollout == "episodic" else FIXED_DEFAULT_HORIZON
+
     def validate(self) -> "TrainConfig":
-        """Raise ``ValueError`` naming the first bad field, its value and what is allowed."""
+        """Raise ``ValueError`` naming the first bad field, its value and what is allowed;
+        return the config to train with.
+
+        That is ``self``, except with ``total_env_steps`` set: then a copy whose
+        ``num_updates`` is derived from it. The derivation lives here because every path
+        to training (``Trainer``, the sweep's grid points, the command line) already trains
+        the config ``validate`` returns, so the learning-rate anneal, chunking,
+        checkpoints and sweeps all see one ``num_updates``. The copy keeps
+        ``total_env_steps`` (config.json shows both) and validates to itself again.
+        """
         from reinforce_jax.envs import make_env
 
         spec = make_env(self.env)[2]
@@ -199,7 +223,24 @@ class TrainConfig:
         if self.rollout == "fixed" and self.normalize_returns == "episode":
             raise ValueError("normalize_returns='episode' with rollout='fixed'; allowed: 'none' or"
                              " 'batch' (a fixed window has no whole episodes to normalize)")
-        return self
+        return self._with_budget(spec)
+
+    def _with_budget(self, spec) -> "TrainConfig":
+        """``self`` with ``num_updates`` derived from ``total_env_steps``, if that is set."""
+        steps = self.total_env_steps
+        if steps is None:
+            return self
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"total_env_steps={steps!r}; allowed: an integer >= 1, or None "
+                             "(use num_updates)")
+        per_update = self.num_envs * self.rollout_length(spec)
+        updates = -(-steps // per_update)
+        default = TrainConfig.num_updates
+        if self.num_updates not in (default, updates):  # == updates: already derived
+            raise ValueError(f"num_updates={self.num_updates!r} with total_env_steps={steps!r}"
+                             f"; allowed: one of them (the budget gives {updates} update(s) of "
+                             f"{per_update} env steps; leave num_updates at {default})")
+        return dataclasses.replace(self, num_updates=updates)
 
 
 def _check_int(cfg: TrainConfig, name: str, low: int) -> None:

@@ -285,6 +285,7 @@ def run_training(
     if not isinstance(chunk_updates, int) or chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r}; allowed: an integer >= 1")
     trainer = Trainer(config)  # validates the config
+    config = trainer.config  # as validated: num_updates derived from total_env_steps if set
     seeds = list(range(first_seed, first_seed + num_seeds))
     keys = seed_keys(seeds)
     hp = per_run_hparams(config.hyperparams if hparams is None else hparams, num_seeds)

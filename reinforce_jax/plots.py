@@ -1,4 +1,8 @@
-"""Learning-curve figures, written with matplotlib's non-interactive backend."""
+"""Learning-curve figures, written with matplotlib's non-interactive backend.
+
+The x-axis is cumulative env steps, so curves overlay with other libraries' (which
+count env steps, not updates); train's plot keeps the update index on a top axis.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,38 @@ import numpy as np
 
 from reinforce_jax.stats import bootstrap_ci_curve
 
+ENV_STEPS_LABEL = "env steps, cumulative (steps inside episodes, padding excluded)"
 
-def plot_curves(curves: np.ndarray, path: Path, title: str, ylabel: str = "episode return",
-                diverged: np.ndarray | None = None) -> None:
-    """Mean over finite seeds with a 95% bootstrap band, plus each seed faintly.
+
+def cumulative_env_steps(env_steps: np.ndarray) -> np.ndarray:
+    """[updates]: the mean over runs of each run's cumulative env steps.
+
+    Args:
+      env_steps: [runs, updates], the valid steps of each update (metrics' ``env_steps``).
+    """
+    env_steps = np.asarray(env_steps, np.float64)
+    if env_steps.ndim != 2:
+        raise ValueError(f"env_steps has shape {env_steps.shape}; allowed: [runs, updates]")
+    return np.cumsum(env_steps, axis=1).mean(axis=0)
+
+
+def curves_figure(curves: np.ndarray, env_steps: np.ndarray, title: str,
+                  ylabel: str = "episode return", diverged: np.ndarray | None = None):
+    """The figure ``plot_curves`` saves (returned, so a test can read its axes).
 
     Args:
       curves: [seeds, updates]; diverged seeds are drawn dashed and left out of the mean.
+      env_steps: [seeds, updates], valid env steps per update; the x-axis is the mean
+        over the finite seeds (all seeds if none) of their cumulative sum.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     curves = np.asarray(curves, np.float64)
     bad = np.zeros(curves.shape[0], bool) if diverged is None else np.asarray(diverged, bool)
-    x = np.arange(1, curves.shape[1] + 1)
+    steps = np.asarray(env_steps)
+    if steps.shape != curves.shape:
+        raise ValueError(f"env_steps has shape {steps.shape}; allowed: the curves' shape "
+                         f"{curves.shape}")
+    x = cumulative_env_steps(steps[~bad] if (~bad).any() else steps)
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for i, curve in enumerate(curves):
         ax.plot(x, curve, lw=0.6, alpha=0.35, color="tab:red" if bad[i] else "tab:gray",
@@ -35,11 +55,45 @@ def plot_curves(curves: np.ndarray, path: Path, title: str, ylabel: str = "episo
         ax.plot(x, good.mean(0), color="tab:blue", lw=2, label=f"mean of {len(good)} seeds")
     if bad.any():
         ax.plot([], [], color="tab:red", ls="--", label=f"{int(bad.sum())} diverged (excluded)")
-    ax.set_xlabel("update")
+    ax.set_xlabel(ENV_STEPS_LABEL + ", mean over seeds")
+    if len(x) > 1 and np.all(np.diff(x) > 0):  # the update index on a top axis
+        updates = np.arange(1, len(x) + 1, dtype=np.float64)
+        top = ax.secondary_xaxis("top", functions=(_linear_map(x, updates),
+                                                   _linear_map(updates, x)))
+        top.set_xlabel("update")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def _linear_map(xp: np.ndarray, fp: np.ndarray):
+    """Piecewise-linear ``xp -> fp``, continued past both ends along the end segments (so
+    the top axis's ticks stay right in the plot's margins)."""
+    def f(v):
+        v = np.asarray(v, np.float64)
+        out = np.interp(v, xp, fp)
+        out = np.where(v < xp[0], fp[0] + (v - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0]), out)
+        return np.where(v > xp[-1],
+                        fp[-1] + (v - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2]), out)
+    return f
+
+
+def plot_curves(curves: np.ndarray, path: Path, title: str, ylabel: str = "episode return",
+                diverged: np.ndarray | None = None, *, env_steps: np.ndarray) -> None:
+    """Mean over finite seeds with a 95% bootstrap band, plus each seed faintly, against
+    cumulative env steps (``curves_figure``); written to ``path``."""
+    fig = curves_figure(curves, env_steps, title, ylabel, diverged)
     fig.savefig(path)
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

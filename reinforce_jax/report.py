@@ -91,8 +91,20 @@ def format_table(rows: list[dict], metric: str, reference_label: str) -> str:
 
 
 def plot_sweep_curves(result: SweepResult, path: Path, order: list[int], top: int = 10) -> None:
-    """Learning curves (mean over finite runs) with 95% bootstrap bands, best ``top``."""
+    """Learning curves (mean over finite runs) with 95% bootstrap bands, best ``top``,
+    against cumulative env steps (``sweep_curves_figure``); written to ``path``."""
     plt = _pyplot()
+    fig = sweep_curves_figure(result, order, top)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def sweep_curves_figure(result: SweepResult, order: list[int], top: int = 10):
+    """The figure ``plot_sweep_curves`` saves. Each configuration's x is the mean over its
+    finite runs of their cumulative env steps, so configurations with different
+    num_envs or horizon line up by the experience they used."""
+    plt = _pyplot()
+    from reinforce_jax.plots import ENV_STEPS_LABEL, cumulative_env_steps
     from reinforce_jax.stats import bootstrap_ci_curve
 
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
@@ -105,21 +117,20 @@ def plot_sweep_curves(result: SweepResult, path: Path, order: list[int], top: in
         if not ok.any():
             continue
         good = curves[p, ok, :u]
-        x = np.arange(1, u + 1)
+        x = cumulative_env_steps(result.metrics["env_steps"][p, ok, :u])
         if good.shape[0] > 1:
             low, high = bootstrap_ci_curve(good)
             ax.fill_between(x, low, high, color=colors(c % 10), alpha=0.2)
         ax.plot(x, good.mean(0), color=colors(c % 10), lw=1.6,
                 label=f"{result.plan.points[p].label} ({good.shape[0]} seeds)")
-    ax.set_xlabel("update")
+    ax.set_xlabel(ENV_STEPS_LABEL + ", mean over a configuration's runs")
     ax.set_ylabel("episode return")
     ax.set_title(f"sweep: best {min(top, len(order))} configurations, mean and 95% CI")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing is drawn when every run diverged
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
