@@ -369,6 +369,6 @@ def make_train(config: TrainConfig):
 
     def train(key: jax.Array, hp: HyperParams | None = None):
         hp = config.hyperparams if hp is None else hp
-        return trainer.run_updates(trainer.init(key), hp, config.num_updates)
+        return trainer.run_updates(trainer.init(key), hp, trainer.config.num_updates)
 
     return train
