@@ -99,7 +99,8 @@ def train(
         out = prepare_out_dir(out, overwrite)
         write_json(out / "config.json", settings)
 
-    callbacks = make_loggers(loggers, out, out.name, list(range(first_seed, first_seed + seeds)))
+    callbacks = make_loggers(loggers, out, out.name, list(range(first_seed, first_seed + seeds)),
+                             config)
     if not progress:
         callbacks.append(ProgressLog(config.num_updates))
     try:

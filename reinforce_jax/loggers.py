@@ -43,12 +43,6 @@ def parse_log(text: str) -> tuple[str, ...]:
     if bad or len(set(names)) != len(names):
         raise ValueError(f"log={text!r}; allowed: none, or a comma-separated list of "
                          f"{', '.join(LOGGERS)} (each once)")
-    return names
-
-
-def make_loggers(names: tuple[str, ...], out: Path, run: str, seeds: list[int],
-                 config: Any = None) -> list:
-    """The loggers ``names`` (from ``parse_log``) writing into run directory ``out``."""
     if "wandb" in names:
         try:
             import wandb  # noqa: F401
@@ -56,6 +50,12 @@ def make_loggers(names: tuple[str, ...], out: Path, run: str, seeds: list[int],
             raise ValueError("log='wandb' needs the wandb package; allowed: install it with "
                              "pip install \"reinforce_jax[wandb]\", or log tensorboard,csv"
                              ) from None
+    return names
+
+
+def make_loggers(names: tuple[str, ...], out: Path, run: str, seeds: list[int],
+                 config: Any = None) -> list:
+    """The loggers ``names`` (from ``parse_log``) writing into run directory ``out``."""
     made = {"csv": lambda: CsvLogger(Path(out) / "metrics.csv", run, seeds),
             "tensorboard": lambda: TensorBoardLogger(Path(out) / "tensorboard", seeds),
             "wandb": lambda: WandbLogger(Path(out), run, seeds, config)}

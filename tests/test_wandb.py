@@ -77,3 +77,4 @@ def test_wandb_without_the_package_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["train", "--out", str(tmp_path / "x"), "--log", "wandb",
                  *TINY_ARGS]) == EXIT_USAGE
     assert 'pip install "reinforce_jax[wandb]"' in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
