@@ -44,13 +44,33 @@ def parse_log(text: str) -> tuple[str, ...]:
         raise ValueError(f"log={text!r}; allowed: none, or a comma-separated list of "
                          f"{', '.join(LOGGERS)} (each once)")
     if "wandb" in names:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            raise ValueError("log='wandb' needs the wandb package; allowed: install it with "
-                             "pip install \"reinforce_jax[wandb]\", or log tensorboard,csv"
-                             ) from None
+        _check_wandb()
     return names
+
+
+def _check_wandb() -> None:
+    """W&B must be installed, and either logged in or told to stay local: otherwise it
+    would stop the run after compiling, asking for a login no one can type."""
+    import os
+
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise ValueError("log='wandb' needs the wandb package; allowed: install it with "
+                         "pip install \"reinforce_jax[wandb]\", or log tensorboard,csv"
+                         ) from None
+    if os.environ.get("WANDB_MODE", "") in ("offline", "disabled", "dryrun") \
+            or os.environ.get("WANDB_API_KEY"):
+        return
+    try:
+        import netrc
+
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return
+    except (OSError, netrc.NetrcParseError):
+        pass
+    raise ValueError("log='wandb' without W&B credentials; allowed: run `wandb login`, set "
+                     "WANDB_API_KEY, or set WANDB_MODE=offline to keep the logs local")
 
 
 def make_loggers(names: tuple[str, ...], out: Path, run: str, seeds: list[int],
@@ -145,7 +165,9 @@ class WandbLogger:
 
         if not self.runs:
             self.where.mkdir(parents=True, exist_ok=True)
+            # the mode is read here, not when wandb first set itself up in this process
             self.runs = [wandb.init(project=os.environ.get("WANDB_PROJECT", "reinforce_jax"),
+                                    mode=os.environ.get("WANDB_MODE") or None,
                                     group=self.run, name=f"{self.run}/seed_{s}",
                                     dir=str(self.where.parent), reinit="create_new",
                                     config={"seed": s, **(jsonable(self.config) or {})})

@@ -218,9 +218,9 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, capsys):
     assert "seed=7; allowed: one of the kept seeds 0, 1, 2" in _error_line(capsys)
     assert main(["render", out, "--out", str(tmp_path / "x.png")]) == EXIT_USAGE
     assert "allowed: a path ending in .gif" in _error_line(capsys)
-    assert main(["train", "--log", "tensorboard,wandb", "--out", str(tmp_path / "t")]) \
+    assert main(["train", "--log", "tensorboard,mlflow", "--out", str(tmp_path / "t")]) \
         == EXIT_USAGE
-    assert "log='tensorboard,wandb'; allowed: none, or a comma-separated list of " \
+    assert "log='tensorboard,mlflow'; allowed: none, or a comma-separated list of " \
            "tensorboard, csv" in _error_line(capsys)
     assert not (tmp_path / "t").exists()
     with pytest.raises(ValueError, match="seed is missing"):

@@ -78,3 +78,16 @@ def test_wandb_without_the_package_is_one_line(tmp_path, monkeypatch, capsys):
                  *TINY_ARGS]) == EXIT_USAGE
     assert 'pip install "reinforce_jax[wandb]"' in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_wandb_without_credentials_is_refused_before_anything_runs(tmp_path, monkeypatch,
+                                                                   capsys):
+    pytest.importorskip("wandb")
+    for name in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["train", "--out", str(tmp_path / "x"), "--log", "wandb",
+                 *TINY_ARGS]) == EXIT_USAGE
+    assert "log='wandb' without W&B credentials" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
