@@ -403,7 +403,8 @@ def eval_cmd(
     if seed < 0:
         raise ValueError(f"seed={seed!r}; allowed: an integer >= 0")
     policies = load_policies(run_dir, point)
-    path = Path(run_dir) / ("eval.json" if point is None else f"eval_point{point}.json")
+    where = Path(run_dir).parent if Path(run_dir).is_file() else Path(run_dir)  # a .npz
+    path = where / ("eval.json" if point is None else f"eval_point{point}.json")
     if path.exists() and not overwrite:
         raise ValueError(f"{str(path)!r} exists; pass --overwrite to replace it")
     result = evaluate(policies, episodes, greedy, seed)
@@ -429,11 +430,12 @@ def render_cmd(
     max_frames: int | None = None,
     episode_seed: int = 0,
     overwrite: bool = False,
+    point: int | None = None,
 ) -> Exit:
     """Play one episode with a kept policy and draw it to a GIF (gymnax's visualizer).
 
     Args:
-      run_dir: a directory written by `reinforce-jax train`.
+      run_dir: a directory written by `reinforce-jax train` or `reinforce-jax sweep`.
       seed: which kept seed acts; default: the first one.
       out: the GIF to write; default RUN_DIR/seed<K>.gif.
       greedy: take the most likely action instead of sampling as in training.
@@ -441,6 +443,7 @@ def render_cmd(
         episode, up to the env's time limit.
       episode_seed: PRNG seed of the episode (reset state, sampled actions).
       overwrite: replace an existing --out.
+      point: for a sweep, the configuration whose policy acts (its index in the report).
     """
     import jax
 
@@ -451,7 +454,7 @@ def render_cmd(
         raise ValueError(f"max_frames={max_frames!r}; allowed: an integer >= 1")
     if episode_seed < 0:
         raise ValueError(f"episode_seed={episode_seed!r}; allowed: an integer >= 0")
-    policies = load_policies(run_dir)
+    policies = load_policies(run_dir, point)
     if seed is None:
         seed = policies.seeds[0]
     if seed not in policies.seeds:
@@ -459,7 +462,9 @@ def render_cmd(
                          f"{', '.join(map(str, policies.seeds))}")
     policy = policies[policies.seeds.index(seed)]
     check_renderable(policy)
-    out = Path(out) if out is not None else Path(run_dir) / f"seed{seed}.gif"
+    where = Path(run_dir).parent if Path(run_dir).is_file() else Path(run_dir)
+    name = f"seed{seed}.gif" if point is None else f"point{point}_seed{seed}.gif"
+    out = Path(out) if out is not None else where / name
     if out.suffix.lower() != ".gif":
         raise ValueError(f"--out {str(out)!r}; allowed: a path ending in .gif")
     if out.exists() and not overwrite:

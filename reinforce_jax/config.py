@@ -137,8 +137,8 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def rollout_length(self, spec) -> int:
-        """Env steps each env computes per update: the horizon, else the env's time limit
-        (episodic) or 128 (fixed); the same rule as ``Trainer``."""
+        """Env steps each env computes per update (``Trainer.num_steps``): the horizon,
+        else the env's time limit (episodic) or 128 (fixed)."""
         from reinforce_jax.train import FIXED_DEFAULT_HORIZON
 
         if self.horizon > 0:

@@ -193,6 +193,9 @@ def load_policies(run_dir: Path, point: int | None = None) -> PolicySet:
                          "sweep directory")
     path = path if path.is_file() else policy_file(path)
     with np.load(path) as data:
+        if not {"meta", "seeds", "diverged_at"} <= set(data.files):
+            raise ValueError(f"{str(path)!r} is not a kept-policies file; allowed: a run "
+                             f"directory or its {FILE_NAME}")
         meta = json.loads(str(data["meta"]))
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{str(path)!r} has format_version "
@@ -221,6 +224,7 @@ def _load_sweep_policies(out: Path, point: int | None) -> PolicySet:
         raise ValueError(f"point={point!r}; allowed: a configuration index 0..{count - 1} of "
                          f"the sweep in {str(out)!r} (see its report)")
     runs: dict[int, tuple[dict, int]] = {}  # seed -> (its parameters, diverged_at)
+    updates_done = []  # a chunk whose runs all diverged stopped early
     for f in sorted((out / "chunks").glob("*.npz")):
         with np.load(f) as data:
             keys = [k for k in data.files if k.startswith("params/")]
@@ -228,6 +232,7 @@ def _load_sweep_policies(out: Path, point: int | None) -> PolicySet:
                 if int(p) == point and keys:
                     runs[int(s)] = ({k[len("params/"):]: data[k][r] for k in keys},
                                     int(data["diverged_at"][r]))
+                    updates_done.append(int(data["metric/loss"].shape[1]))
     if not runs:
         raise ValueError(f"point={point!r} of the sweep in {str(out)!r} has no finished run "
                          "with kept parameters yet")
@@ -235,7 +240,7 @@ def _load_sweep_policies(out: Path, point: int | None) -> PolicySet:
     arrays = {k: np.stack([runs[s][0][k] for s in seeds]) for k in runs[seeds[0]][0]}
     diverged_at = np.asarray([runs[s][1] for s in seeds], np.int64)
     config = plan.points[point].config
-    return _policy_set(out, config, arrays, seeds, diverged_at, config.num_updates)
+    return _policy_set(out, config, arrays, seeds, diverged_at, min(updates_done))
 
 
 def _policy_set(path: Path, config: TrainConfig, arrays: dict[str, np.ndarray],

@@ -5,12 +5,12 @@ Two episode-boundary modes (see README, "Episode boundaries"):
 * episodic (``auto_reset=False``): every env starts from reset and plays one episode;
   steps after its end are marked invalid. If the window ends first, the last step is
   marked truncated. This is the exact Monte-Carlo estimator.
+* fixed horizon (``auto_reset=True``): envs auto-reset and the carry persists across
+  updates; an episode may straddle windows.
 
 Both step the env through its public ``step``, so a gymnax wrapper (or any override of
 ``step``) takes effect. The one shortcut: in episodic mode, an env whose ``step`` is
 gymnax's own is stepped without the auto-reset that the mask would discard anyway.
-* fixed horizon (``auto_reset=True``): envs auto-reset and the carry persists across
-  updates; an episode may straddle windows.
 
 ``terminated`` (a terminal state, value 0) and ``truncated`` (a time limit, the state
 still has value) are kept apart throughout.
@@ -86,14 +86,16 @@ def _step_no_reset(env: Any) -> Callable:
     """gymnax's ``Environment.step`` without its auto-reset. Episodic mode masks every step
     after an episode's end, so the reset gymnax computes at every step (a fresh random
     state, then a select over the whole state) is thrown away; skipping it saves about a
-    sixth of an episodic CartPole update. Up to the end of each episode it returns exactly
-    what ``step`` returns (the same key split, ``step_env``, ``is_truncated``); a test
-    compares the two."""
+    sixth of an episodic CartPole update. Up to the end of each episode it returns what
+    ``step`` returns (the same key split, ``step_env``, ``is_truncated``, the same info
+    keys); after it, the unreset state that the mask hides. A test compares the two."""
     def step(key, state, action, params):
         key_step, _ = jax.random.split(key)
         obs, state, reward, terminated, info = env.step_env(key_step, state, action, params)
         truncated = env.is_truncated(state, params)
-        return obs, state, reward, terminated, truncated, {**info, "final_observation": obs}
+        info = {**info, "terminated": terminated, "truncated": truncated,
+                "final_observation": obs}
+        return obs, state, reward, terminated, truncated, info
     return step
 
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from reinforce_jax.driver import (
 )
 from reinforce_jax.io import from_jsonable, jsonable, prepare_out_dir, write_json, write_npz
 from reinforce_jax.policy import flat_params
-from reinforce_jax.train import Trainer
+from reinforce_jax.train import StabilityWarning, Trainer, value_step_overshoot
 
 SWEEPABLE = HyperParams._fields
 STATIC_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in SWEEPABLE)
@@ -109,8 +110,7 @@ def estimate_run_bytes(trainer: Trainer) -> int:
     per_step_traj = 4 * (2 * obs + spec.action_dim + 12)
     widths = list(cfg.hidden_sizes) * (2 if cfg.baseline == "separate" else 1)
     per_step_act = 4 * 3 * (sum(widths) + 2 * spec.action_dim + 1)
-    params = jax.eval_shape(trainer.policy.init, jax.random.key(0),
-                            np.zeros((1, *spec.obs_shape), np.float32))
+    params = jax.eval_shape(trainer.init, jax.random.key(0)).params  # GRUs need a memory
     n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(params))
     return int(steps * (per_step_traj + per_step_act) + 4 * 4 * n_params)
 
@@ -169,7 +169,7 @@ def make_plan(points: list[Point], seeds: list[int], budget_bytes: int,
     group_list = list(groups.values())
     chunk_runs = []
     for members in group_list:
-        trainer = Trainer(points[members[0]].config)
+        trainer = _group_trainer(points[members[0]].config)
         chunk_runs.append(runs_per_chunk(len(members) * len(seeds), estimate_run_bytes(trainer),
                                          budget_bytes, num_devices, max_runs))
     return SweepPlan(points, seeds, group_list, chunk_runs)
@@ -224,7 +224,29 @@ def check_sweep(base: TrainConfig, grid: dict[str, list], seeds: int,
                          "a single process only (empty --out before a multi-process launch)")
     if not peer_timeout > 0:
         raise ValueError(f"peer_timeout={peer_timeout!r}; allowed: seconds > 0")
-    return expand_grid(base, grid)
+    points = expand_grid(base, grid)
+    warn_unstable(points)
+    return points
+
+
+def warn_unstable(points: list[Point]) -> None:
+    """A ``StabilityWarning`` for every configuration whose value step must overshoot
+    (one trainer serves a shape group, so its own warning would cover one point only)."""
+    from reinforce_jax.envs import make_env
+
+    for point in points:
+        spec = make_env(point.config.env)[2]
+        message = value_step_overshoot(point.config, point.config.rollout_length(spec))
+        if message is not None:
+            warnings.warn(f"configuration {point.index} ({point.label}): {message}",
+                          StabilityWarning)
+
+
+def _group_trainer(config: TrainConfig) -> Trainer:
+    """The trainer of a shape group; ``warn_unstable`` has warned per point already."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StabilityWarning)
+        return Trainer(config)
 
 
 def run_sweep(
@@ -316,7 +338,7 @@ def run_sweep(
                     if (g, i) in mine and chunk_name(g, i) not in done_files]
             if not todo:
                 continue
-            trainer = Trainer(plan.points[plan.groups[g][0]].config)
+            trainer = _group_trainer(plan.points[plan.groups[g][0]].config)
             program = Program(trainer, plan.chunk_runs[g])
             for i in todo:
                 runs = chunks[i]

@@ -117,12 +117,7 @@ class Trainer:
         self.env, self.env_params, self.spec = make_env(config.env)
         self.policy = make_policy(config, self.spec)
         self.tx = make_optimizer(config.optimizer, separate_value=config.baseline == "separate")
-        if config.horizon > 0:
-            self.num_steps = config.horizon
-        elif config.rollout == "episodic":
-            self.num_steps = self.spec.max_steps
-        else:
-            self.num_steps = FIXED_DEFAULT_HORIZON
+        self.num_steps = self.config.rollout_length(self.spec)
         if (message := value_step_overshoot(config, self.num_steps)) is not None:
             warnings.warn(message, StabilityWarning, stacklevel=2)
 
@@ -257,10 +252,8 @@ class Trainer:
         one optimizer step; the value network, if it has its own optimizer, moves at
         ``hp.value_learning_rate``. Returns ``(params, opt_state, pre-clip norm)``."""
         grads, grad_norm = clip_by_global_norm_torch(grads, hp.max_grad_norm)
-        value_lr = hp.learning_rate if hp.value_learning_rate is None \
-            else hp.value_learning_rate
-        opt_state = set_learning_rate(opt_state, hp.learning_rate * lr_scale,
-                                      value_lr * lr_scale)
+        value_lr = None if hp.value_learning_rate is None else hp.value_learning_rate * lr_scale
+        opt_state = set_learning_rate(opt_state, hp.learning_rate * lr_scale, value_lr)
         updates, opt_state = self.tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, grad_norm
 

@@ -111,10 +111,15 @@ def test_the_closure_follows_declarations_only():
     assert undeclared({"numpy", "surely_not_a_module_xyz"}, None) == ["surely_not_a_module_xyz"]
 
 
-@pytest.mark.parametrize("folder", FOLDERS)
-@pytest.mark.parametrize("extra", [None, "parity", "bench", "test"])
+# each folder's code against its extra, and the test files (in tests/ and parity/)
+STATIC_CASES = [("reinforce_jax", None), ("parity", "parity"), ("benchmarks", "bench"),
+                ("parity", "test"), ("tests", "test")]
+
+
+@pytest.mark.parametrize("folder, extra", STATIC_CASES)
 def test_every_static_import_is_declared(folder, extra):
     found = static_imports(folder, extra)
+    assert found, f"no imports found in {folder}/ for extra {extra!r}"
     optional = {m for m in found if m in OPTIONAL and folder == "reinforce_jax"}
     missing = undeclared(set(found) - optional, extra) + [
         m for m in sorted(optional) if undeclared({m}, OPTIONAL[m])]

@@ -84,3 +84,32 @@ def test_eval_takes_a_sweep_configuration(sweep_dir, capsys):
     assert (sweep_dir / "eval_point1.json").is_file()
     assert main(["eval", str(sweep_dir), "--episodes", "2"]) == EXIT_USAGE
     assert "point=None; allowed" in capsys.readouterr().err
+
+
+def test_a_gru_sweep_trains_and_keeps_its_policies(tmp_path):
+    base = TrainConfig(env="MemoryChain-bsuite", gru_size=4, num_envs=2, num_updates=2,
+                       horizon=8, hidden_sizes=(4,))
+    out = tmp_path / "gru"
+    run_sweep(base, {"learning_rate": [1e-3, 1e-2]}, 2, out, progress=False)
+    policies = load_policies(out, point=1)
+    assert policies.seeds == [0, 1] and policies.updates_done == 2
+    assert "gru" in policies.params["params"]
+
+
+def test_every_unstable_configuration_of_a_sweep_is_named():
+    from reinforce_jax.sweep import check_sweep
+    from reinforce_jax.train import StabilityWarning
+
+    base = TrainConfig(env="CartPole-v1", baseline="separate", optimizer="sgd",
+                       num_envs=1, reduction="sum")
+    grid = {"learning_rate": [1e-4, 2 ** -6, 2 ** -5]}  # 1e-4 * 500 steps = 0.05: stable
+    with pytest.warns(StabilityWarning) as caught:
+        check_sweep(base, grid, 2, 0.5, None, None)
+    named = sorted(str(w.message).split(" (")[0] for w in caught)
+    assert named == ["configuration 1", "configuration 2"]
+
+
+def test_a_file_that_holds_no_policies_is_refused_in_one_line(sweep_dir):
+    chunk = sorted((sweep_dir / "chunks").glob("*.npz"))[0]
+    with pytest.raises(ValueError, match="is not a kept-policies file"):
+        load_policies(chunk)
