@@ -55,11 +55,17 @@ def curves_figure(curves: np.ndarray, env_steps: np.ndarray, title: str,
         ax.plot(x, good.mean(0), color="tab:blue", lw=2, label=f"mean of {len(good)} seeds")
     if bad.any():
         ax.plot([], [], color="tab:red", ls="--", label=f"{int(bad.sum())} diverged (excluded)")
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
     ax.set_xlabel(ENV_STEPS_LABEL + ", mean over seeds")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 1.5M, not an offset "1e6"
     if len(x) > 1 and np.all(np.diff(x) > 0):  # the update index on a top axis
         updates = np.arange(1, len(x) + 1, dtype=np.float64)
         top = ax.secondary_xaxis("top", functions=(_linear_map(x, updates),
                                                    _linear_map(updates, x)))
+        # ticks only over the updates that exist: the margins map outside them
+        ticks = MaxNLocator(6, integer=True).tick_values(1, len(x))
+        top.set_xticks(ticks[(ticks >= 1) & (ticks <= len(x))])
         top.set_xlabel("update")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

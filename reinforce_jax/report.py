@@ -104,6 +104,8 @@ def sweep_curves_figure(result: SweepResult, order: list[int], top: int = 10):
     finite runs of their cumulative env steps, so configurations with different
     num_envs or horizon line up by the experience they used."""
     plt = _pyplot()
+    from matplotlib.ticker import EngFormatter
+
     from reinforce_jax.plots import ENV_STEPS_LABEL, cumulative_env_steps
     from reinforce_jax.stats import bootstrap_ci_curve
 
@@ -124,6 +126,7 @@ def sweep_curves_figure(result: SweepResult, order: list[int], top: int = 10):
         ax.plot(x, good.mean(0), color=colors(c % 10), lw=1.6,
                 label=f"{result.plan.points[p].label} ({good.shape[0]} seeds)")
     ax.set_xlabel(ENV_STEPS_LABEL + ", mean over a configuration's runs")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 1.5M, not an offset "1e6"
     ax.set_ylabel("episode return")
     ax.set_title(f"sweep: best {min(top, len(order))} configurations, mean and 95% CI")
     ax.grid(alpha=0.3)
