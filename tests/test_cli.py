@@ -157,6 +157,7 @@ def test_an_interrupted_sweep_exits_130_and_resumes(tmp_path):
     assert again.returncode == EXIT_OK, again.stderr[-2000:]
     assert f"{done} of 12 runs already done" in again.stdout
     assert "done: 12 of 12 runs" in again.stdout.strip().splitlines()[-1]
+    assert len(list((out / "chunks").glob("*.npz"))) == 12  # the resume wrote the rest
 
 
 def _one_error_line(capsys) -> str:
