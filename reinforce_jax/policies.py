@@ -75,15 +75,32 @@ def prepare_obs(obs: jax.Array, obs_ndim: int, obs_categories: int = 0) -> jax.A
     return obs[..., None] if obs_ndim == 0 else obs
 
 
+class Conv3x3(nn.Module):
+    """``nn.Conv(features, (3, 3), padding="VALID")``: the same parameters and output,
+    computed as one matmul of the 9 shifted views of the image with the kernel.
+    Hand-written because under ``vmap`` over seeds a convolution with a per-seed kernel
+    lowers to a grouped convolution, which XLA's CPU backend ran 16x slower than this
+    matmul (Breakout-MinAtar, 16 seeds x 32 envs: 2.8k vs 46k env steps/s)."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", orthogonal(float(np.sqrt(2.0))),
+                            (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        h, w = x.shape[-3] - 2, x.shape[-2] - 2
+        views = [x[..., i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
+        return jnp.concatenate(views, axis=-1) @ kernel.reshape(-1, self.features) + bias
+
+
 def _features(obs: jax.Array, module: nn.Module, prefix: str = "") -> jax.Array:
     """The torso: MinAtar's 3x3, 16-channel convolution for images (``torso="conv"``),
     then the hidden layers; observations of rank 2 or more are flattened first."""
     x = prepare_obs(obs, module.obs_ndim, module.obs_categories)
     ndim = max(module.obs_ndim, 1)
     if module.torso == "conv":
-        x = nn.Conv(16, (3, 3), padding="VALID", kernel_init=orthogonal(float(np.sqrt(2.0))),
-                    bias_init=nn.initializers.zeros, name=f"{prefix}conv_0")(x)
-        x = jax.nn.relu(x)
+        x = jax.nn.relu(Conv3x3(16, name=f"{prefix}conv_0")(x))
         ndim = 3
     if ndim > 1:
         x = x.reshape(*x.shape[:-ndim], -1)

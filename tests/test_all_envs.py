@@ -1,6 +1,7 @@
 """Every gymnax environment trains by name: a couple of tiny updates each, finite metrics,
 the right shapes; the torso follows the observation; MNISTBandit explains itself."""
 
+import flax.linen as nn
 import gymnax
 import jax
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from reinforce_jax import TrainConfig
 from reinforce_jax.cli import main
 from reinforce_jax.envs import describe_envs, make_env
-from reinforce_jax.policies import prepare_obs
+from reinforce_jax.policies import Conv3x3, prepare_obs
 from reinforce_jax.train import Trainer, make_policy
 
 NEEDS_DOWNLOAD = {"MNISTBandit-bsuite"}
@@ -38,6 +39,21 @@ def test_auto_torso_is_conv_for_images_only(name, torso):
     assert policy.torso == torso
     params = policy.init(jax.random.key(0), np.zeros((1, *spec.obs_shape), np.float32))
     assert ("conv_0" in params["params"]) == (torso == "conv")
+
+
+def test_conv_torso_equals_flax_conv_under_vmap_over_seeds():
+    # the matmul form of the 3x3 conv gives nn.Conv's output from nn.Conv's parameters,
+    # also with a kernel per seed (the vmapped case it exists for)
+    x = jax.random.normal(jax.random.key(0), (3, 5, 10, 10, 4))  # [seeds, envs, H, W, C]
+    keys = jax.random.split(jax.random.key(1), 3)
+    params = jax.vmap(lambda k: Conv3x3(16).init(k, x[0]))(keys)
+    ours = jax.vmap(Conv3x3(16).apply)(params, x)
+    flax_conv = nn.Conv(16, (3, 3), padding="VALID")
+    ref = jax.vmap(lambda p, xs: flax_conv.apply(p, xs))(params, x)
+    assert ours.shape == ref.shape == (3, 5, 8, 8, 16)
+    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
+    assert jax.tree.map(np.shape, params["params"]) == {"kernel": (3, 3, 3, 4, 16),
+                                                        "bias": (3, 16)}
 
 
 def test_observations_become_float_features():
