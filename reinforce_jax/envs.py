@@ -1,6 +1,8 @@
 """Environments by name: every gymnax environment plus the reference systems' tasks.
 
-The tasks (``reinforce_jax.tasks``): ``FourCurves``, ``LineWalk`` and ``DigitMatch-N``
+XLand-MiniGrid's ``MiniGrid-*`` envs work too when it is installed (the ``xminigrid``
+extra; ``reinforce_jax.suites``). The tasks (``reinforce_jax.tasks``): ``FourCurves``,
+``LineWalk`` and ``DigitMatch-N``
 for any N (``DigitMatch-N-onehot`` for the one-hot observation).
 
 ``make_env(name)`` returns the gymnax env, its default params and an ``EnvSpec``
@@ -17,6 +19,7 @@ import gymnax
 import numpy as np
 from gymnax.environments import spaces
 
+from reinforce_jax.suites import is_xminigrid_name, make_xminigrid, xminigrid_names
 from reinforce_jax.tasks import make_task
 
 GYMNAX_ENVS = tuple(gymnax.registered_envs)
@@ -66,7 +69,7 @@ def register_env(name: str, factory: Callable[[], tuple[Any, Any]]) -> None:
 
 
 def available_envs() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY) + xminigrid_names()
 
 
 def make_env(name: str) -> tuple[Any, Any, EnvSpec]:
@@ -75,9 +78,12 @@ def make_env(name: str) -> tuple[Any, Any, EnvSpec]:
         env, params = _REGISTRY[name]()
     elif (task := make_task(name)) is not None:  # DigitMatch-N for any N
         env, params = task
+    elif is_xminigrid_name(name):
+        env, params = make_xminigrid(name)
     else:
         raise ValueError(f"env={name!r} is not known; available: {', '.join(available_envs())}"
-                         " (DigitMatch-N[-onehot] takes any N >= 2)")
+                         " (DigitMatch-N[-onehot] takes any N >= 2; XLand-MiniGrid's MiniGrid-*"
+                         " envs with the xminigrid extra)")
     return env, params, _spec(name, env, params)
 
 

@@ -36,7 +36,7 @@ FOLDERS = {"reinforce_jax": None, "parity": "parity", "benchmarks": "bench", "te
 
 # modules the library imports only when a feature asks for them, and the extra that
 # must provide each (its absence gives a one-line error naming the extra)
-OPTIONAL = {"wandb": "wandb"}
+OPTIONAL = {"wandb": "wandb", "xminigrid": "xminigrid"}
 
 
 def extra_for(path: Path) -> str | None:
