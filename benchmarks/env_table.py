@@ -85,6 +85,9 @@ CONFIGS: dict[str, tuple[dict, str]] = {
     "Swimmer-misc": (dict(num_updates=100, baseline="separate"), "a learned baseline"),
     "Pong-misc": (_IMAGES, "the MinAtar config (image observations)"),
     "FrozenLake-misc": (dict(num_updates=150), "one-hot observations"),
+    # XLand-MiniGrid through reinforce_jax.suites (the xminigrid extra)
+    "MiniGrid-Empty-6x6": (dict(num_updates=60), "XLand-MiniGrid: the conv torso on the "
+                           "agent's 7x7 view; the goal pays 1 - 0.9 steps/144"),
 }
 # published numbers: env -> (value, what and where)
 PUBLISHED: dict[str, tuple[float, str]] = {}
