@@ -22,6 +22,7 @@ from typing import Annotated, Literal, NamedTuple
 import numpy as np
 import tyro
 
+from parity.command import parity_cmd
 from reinforce_jax.config import TrainConfig
 from reinforce_jax.driver import TrainResult, final_returns, run_training
 from reinforce_jax.io import prepare_out_dir, write_json, write_npz
@@ -521,7 +522,7 @@ def envs_cmd() -> Exit:
 
 
 COMMANDS = {"train": train, "sweep": sweep, "report": report_cmd, "envs": envs_cmd,
-            "eval": eval_cmd, "render": render_cmd}
+            "eval": eval_cmd, "render": render_cmd, "parity": parity_cmd}
 
 
 def main(argv: list[str] | None = None) -> int:
