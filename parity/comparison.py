@@ -212,8 +212,9 @@ def explicit_mapping(model: torch.nn.Module, mapping: Mapping[str, Any]) -> list
         elif key in names:
             links.append(Link(key, str(target), "param"))
         else:
+            layers = _describe(torch_layers(model))
             raise ValueError(f"mapping key {key!r} is neither a Linear/Conv/GRU layer nor a "
-                             f"parameter of the torch model; layers: {_describe(torch_layers(model))}")
+                             f"parameter of the torch model; layers: {layers}")
     return links
 
 
@@ -327,6 +328,7 @@ class Run:
     loss_jax: float
     step_max_abs: list[float]  # after each step, the largest error over all leaves
     diverged_at: int | None  # the first step (1-based) past the tolerance, or None
+    moved: float = float("nan")  # the largest parameter change over the steps (0: vacuous)
 
     @property
     def passed(self) -> bool:
@@ -385,7 +387,8 @@ class Report:
             where = ("never" if run.diverged_at is None else
                      f"at step {run.diverged_at} of {self.steps}")
             out.append(f"{run.dtype}: loss torch {run.loss_torch:.10g}, jax {run.loss_jax:.10g};"
-                       f" trajectories diverge {where}")
+                       f" the steps moved the weights up to {run.moved:.3g}; the trajectories "
+                       f"diverge {where}")
         failed = [r for r in rows if not r.passed]
         out.append(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
         if self.trap_note:
@@ -403,7 +406,8 @@ class Report:
                 "conventions": dataclasses.asdict(self.conventions),
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "runs": [{"dtype": r.dtype, "loss_torch": r.loss_torch, "loss_jax": r.loss_jax,
-                          "diverged_at": r.diverged_at, "step_max_abs": r.step_max_abs}
+                          "diverged_at": r.diverged_at, "moved": r.moved,
+                          "step_max_abs": r.step_max_abs}
                          for r in self.runs],
                 "traps": None if self.traps is None else [dataclasses.asdict(t)
                                                           for t in self.traps],
@@ -465,7 +469,9 @@ def _cast(batch: Any, np_dtype: Any, torch_dtype: Any) -> tuple[Any, Any]:
     return ours, jax.tree.map(torch_leaf, ours)
 
 
-def _errors(ours: Mapping, theirs: Mapping, rtol: float, atol: float, dtype: str, check: str, tolerance: str) -> list[Row]:
+def _errors(ours: Mapping, theirs: Mapping, rtol: float, atol: float, dtype: str, check: str,
+            tolerance: str) -> list[Row]:
+    """One row per leaf: passed when every element is within ``atol + rtol * |torch|``."""
     rows = []
     for k in theirs:
         a, b = np.asarray(ours[k], np.float64), np.asarray(theirs[k], np.float64)
@@ -513,8 +519,9 @@ def _run(dtype: str, conventions: Conventions, ctx: dict) -> Run:
             loss.backward()
             if clip is not None:
                 ctx["torch_clip"](model.parameters(), clip)
-            return float(loss.detach()), {k: p.grad if p.grad is not None else torch.zeros_like(p)
-                                 for k, p in model.named_parameters()}
+            grads = {k: p.grad if p.grad is not None else torch.zeros_like(p)
+                     for k, p in model.named_parameters()}
+            return float(loss.detach()), grads
 
         def flat(tree):
             return _strip(_flat(tree))
@@ -530,6 +537,7 @@ def _run(dtype: str, conventions: Conventions, ctx: dict) -> Run:
         # the optimizer trajectory, compared after every step
         opt = make_torch_opt(model.parameters())
         opt_state = tx.init(params)
+        start = flat(jax.tree.map(np.asarray, params))
         step_max_abs, diverged_at = [], None
         for i in range(steps):
             jb, tb = batches[1 + i]
@@ -548,8 +556,10 @@ def _run(dtype: str, conventions: Conventions, ctx: dict) -> Run:
         if steps:
             rows += _errors(ours, theirs, 0.0, tol["steps_atol"], dtype, f"{steps} steps",
                             f"atol {tol['steps_atol']:g}")
+        moved = max((float(np.max(np.abs(np.asarray(ours[k]) - start[k]), initial=0.0))
+                     for k in start), default=0.0) if steps else 0.0
     return Run(dtype, conventions, rows, loss_torch, float(loss_jax), step_max_abs,
-               diverged_at)
+               diverged_at, moved)
 
 
 def compare(
@@ -652,14 +662,15 @@ def compare(
 
 
 def _find_traps(base: Conventions, ctx: dict) -> tuple[list[Trap], str]:
-    fields = [f for f in TRAP_FIELDS if f not in LOSS_FIELDS or ctx["takes_conventions"]]
+    why_not = {}  # the traps that cannot apply, and why
+    if not ctx["takes_conventions"]:
+        why_not.update(dict.fromkeys(LOSS_FIELDS, "jax_loss takes no 'conventions' argument"))
     if ctx["clip"] is None:
-        fields.remove("clip_eps")
-    square = any(lk.kind == "linear" and _is_square(ctx["torch_model"], lk.torch)
-                 for lk in ctx["links"])
-    if not square:
-        fields.remove("weight_layout")
-    skipped = [f for f in TRAP_FIELDS if f not in fields]
+        why_not["clip_eps"] = "no clip"
+    if not any(lk.kind == "linear" and _is_square(ctx["torch_model"], lk.torch)
+               for lk in ctx["links"]):
+        why_not["weight_layout"] = "no square Linear weight"
+    fields = [f for f in TRAP_FIELDS if f not in why_not]
     traps = []
     for f in fields:
         conv = flipped(base, f)
@@ -669,10 +680,12 @@ def _find_traps(base: Conventions, ctx: dict) -> tuple[list[Trap], str]:
                           run.max_abs("steps")))
     note = (f"float64 differs: re-ran it (the gradient and {TRAP_STEPS} steps) with each of "
             f"{len(fields)} traps flipped on our side")
-    if skipped:
-        why = [] if ctx["takes_conventions"] else [
-            "jax_loss takes no 'conventions' argument, so the loss traps were not tried"]
-        note += "; not tried: " + ", ".join(skipped) + (f" ({why[0]})" if why else "")
+    if why_not:
+        reasons = {}
+        for f, why in why_not.items():
+            reasons.setdefault(why, []).append(f)
+        note += "; not tried: " + "; ".join(f"{', '.join(fs)} ({why})"
+                                            for why, fs in reasons.items())
     return traps, note
 
 

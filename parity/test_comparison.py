@@ -5,12 +5,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
 
 from parity import compare
-from parity.comparison import auto_mapping, to_flax
+from parity.comparison import auto_mapping, explicit_mapping, to_flax
 from parity.conventions import TORCH, Conventions, categorical_log_prob, reinforce_loss
 from reinforce_jax.policies import DiscretePolicy
 
@@ -112,7 +113,7 @@ def test_correct_port_passes_in_both_dtypes():
     names = {(r.parameter, r.dtype, r.check) for r in report.rows}
     assert ("Dense_1/kernel", "float32", "5 steps") in names and len(names) == 8 * 2 * 2
     assert all(r.diverged_at is None and len(r.step_max_abs) == 5 for r in report.runs)
-    # the steps really moved the weights: lr 1e-2, clip 0.1
+    assert all(r.moved > 1e-2 for r in report.runs)  # 5 Adam steps of lr 1e-2: not vacuous
     assert report.runs[0].loss_torch == pytest.approx(report.runs[0].loss_jax, rel=1e-12)
 
 
@@ -143,7 +144,7 @@ def test_without_conventions_only_the_weight_traps_are_tried():
 def test_trajectory_divergence_step_is_the_first_step_past_tolerance():
     # a torch lr 1.5x ours: the gradients agree, the first step already differs
     torch.manual_seed(0)
-    pair = (lambda ps: torch.optim.SGD(ps, lr=1.5e-2), __import__("optax").sgd(1e-2))
+    pair = (lambda ps: torch.optim.SGD(ps, lr=1.5e-2), optax.sgd(1e-2))
     report = compare(TorchAgent(), torch_loss, FlaxAgent(), jax_loss, make_batch,
                      example_input=np.zeros((1, 4)), steps=3, optimizer=pair,
                      dtypes=("float64",), jit=False, find_traps=False)
@@ -194,6 +195,9 @@ def test_ambiguous_layers_need_a_mapping():
     links = auto_mapping(model, params)
     assert [(lk.torch, lk.flax) for lk in links] == [("value", "policy"), ("policy", "value"),
                                                      ("out", "out")]
+    links = explicit_mapping(model, {"value": "value", "policy": "policy", "out": "out"})
+    assert [(lk.torch, lk.flax) for lk in links] == [("value", "value"), ("policy", "policy"),
+                                                     ("out", "out")]
     with pytest.raises(ValueError, match="not one the automatic mapping knows"):
         auto_mapping(torch.nn.Sequential(torch.nn.LayerNorm(4)), params)
 
@@ -215,7 +219,6 @@ def test_conv_gru_bare_parameter_and_row_split_are_copied():
               "mean": {"kernel": np.zeros((5, 2)), "bias": np.zeros(2)},
               "scale": {"kernel": np.zeros((5, 2)), "bias": np.zeros(2)},
               "log_std": np.zeros(2)}
-    from parity.comparison import explicit_mapping
     links = explicit_mapping(net, {"conv": "conv", "gru": "cell", "log_std": "log_std",
                                    "head": [("mean", slice(0, 2)), ("scale", slice(2, 4))]})
     out = to_flax(dict(net.named_parameters()), links, params, np.float64)
