@@ -447,7 +447,7 @@ def _batches(batches: Any, seed: int, count: int):
     if not batches:
         raise ValueError("batches is empty; allowed: a non-empty sequence or a function "
                          "rng -> batch")
-    return [batches[0]] + [batches[i % len(batches)] for i in range(count - 1)]
+    return [batches[i % len(batches)] for i in range(count)]
 
 
 def _cast(batch: Any, np_dtype: Any, torch_dtype: Any) -> tuple[Any, Any]:

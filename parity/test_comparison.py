@@ -12,7 +12,15 @@ import torch.nn.functional as F
 
 from parity import compare
 from parity.comparison import auto_mapping, explicit_mapping, to_flax
-from parity.conventions import TORCH, Conventions, categorical_log_prob, reinforce_loss
+from parity.conventions import (
+    TORCH,
+    Conventions,
+    categorical_log_prob,
+    discounted_returns,
+    normalize_returns,
+    reinforce_loss,
+)
+from reinforce_jax import returns as R
 from reinforce_jax.policies import DiscretePolicy
 
 GAMMA = 0.9
@@ -246,3 +254,28 @@ def test_conventions_are_torch_defaults():
     assert TORCH == Conventions(std_ddof=1, norm_eps=1e-8, clip_eps=1e-6, log_prob="logits",
                                 reduction="mean", gamma_t=False, stop_gradient=True,
                                 weight_layout="in_out")
+
+
+def test_convention_pieces_by_hand():
+    with jax.enable_x64(True):
+        r = jnp.array([1.0, 0.0, 2.0])
+        np.testing.assert_allclose(discounted_returns(r, 0.5), [1.5, 1.0, 2.0], rtol=1e-15)
+        np.testing.assert_allclose(discounted_returns(r, 0.0), r)
+        rN = jnp.asarray(np.random.default_rng(0).normal(size=(7, 3)))
+        np.testing.assert_allclose(discounted_returns(rN, 0.9),
+                                   R.discounted_returns(rN, jnp.zeros((7, 3)), 0.9), rtol=1e-14)
+        G = jnp.array([1.0, 3.0])  # mean 2; std 1 (ddof=0) or sqrt(2) (ddof=1)
+        np.testing.assert_allclose(normalize_returns(G, Conventions(std_ddof=0, norm_eps=0.0)),
+                                   [-1.0, 1.0], rtol=1e-15)
+        np.testing.assert_allclose(normalize_returns(G, Conventions(norm_eps=0.0)),
+                                   [-0.5**0.5, 0.5**0.5], rtol=1e-15)
+        # loss of log_probs [-1, -2], rewards [1, 0], gamma 0.5, no normalization: G = [1, 0]
+        lp = jnp.array([-1.0, -2.0])
+        args = (jnp.array([1.0, 0.0]), 0.5)
+        assert float(reinforce_loss(lp, *args, normalize=False)) == 0.5
+        assert float(reinforce_loss(lp, *args, Conventions(reduction="sum"),
+                                    normalize=False)) == 1.0
+        # with a baseline V = [0.5, 0.5]: A = [0.5, -0.5]; pg = (0.5 - 1) / 2; MSE 0.25
+        V = jnp.array([0.5, 0.5])
+        assert float(reinforce_loss(lp, *args, values=V, normalize=False)) == pytest.approx(
+            -0.25 + 0.5 * 0.25)
