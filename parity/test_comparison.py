@@ -279,3 +279,27 @@ def test_convention_pieces_by_hand():
         V = jnp.array([0.5, 0.5])
         assert float(reinforce_loss(lp, *args, values=V, normalize=False)) == pytest.approx(
             -0.25 + 0.5 * 0.25)
+
+
+def test_a_plain_jax_function_with_torch_layout_weights():
+    """No flax: a params dict in torch's [out, in] layout, copied as it is by name."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    params = {"W1": np.zeros((6, 4)), "b1": np.zeros(6), "W2": np.zeros((3, 6)),
+              "b2": np.zeros(3)}
+
+    def t_loss(m, b):
+        lp = torch.distributions.Categorical(logits=m(b["obs"])).log_prob(b["actions"])
+        return -(lp * b["rewards"]).mean()
+
+    def j_loss(p, b):
+        logits = jnp.tanh(b["obs"] @ p["W1"].T + p["b1"]) @ p["W2"].T + p["b2"]
+        return -(categorical_log_prob(logits, b["actions"]) * b["rewards"]).mean()
+
+    with pytest.raises(ValueError, match="no flax layer for torch 0 .*Pass mapping"):
+        compare(model, t_loss, params, j_loss, make_batch)
+    mapping = {"0.weight": "W1", "0.bias": "b1", "2.weight": "W2", "2.bias": "b2"}
+    report = compare(model, t_loss, params, j_loss, make_batch, mapping=mapping, steps=2,
+                     jit=False)
+    assert report.passed, "\n".join(report.lines())
+    assert [r.parameter for r in report.rows[:4]] == ["W1", "b1", "W2", "b2"]
