@@ -399,6 +399,12 @@ class Report:
         if self.traps is not None and not self.explained_by:
             out.append("no single known trap explains the difference (tried: "
                        + ", ".join(f"{t.field}={t.value!r}" for t in self.traps) + ")")
+            f64 = next(r for r in self.runs if r.dtype == "float64")
+            best = min(self.traps, key=lambda t: t.grad_max_abs, default=None)
+            if best is not None and best.grad_max_abs < 0.5 * f64.max_abs("grad"):
+                out.append(f"closest: {best.field}={best.value!r} cuts the float64 gradient "
+                           f"error from {f64.max_abs('grad'):.3g} to {best.grad_max_abs:.3g}; "
+                           "more than one difference may be at work")
         return out
 
     def to_dict(self) -> dict:

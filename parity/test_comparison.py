@@ -137,6 +137,23 @@ def test_each_deliberately_wrong_torch_loss_names_its_trap(trap):
                for line in report.lines())
 
 
+def test_two_traps_at_once_are_not_one_trap_but_the_closest_is_named():
+    torch.manual_seed(0)
+
+    def two_wrong(m, b):  # summed and normalized with ddof=0
+        logits, v = m(b["obs"])
+        lp = torch.distributions.Categorical(logits=logits).log_prob(b["actions"])
+        G = discounted(b["rewards"])
+        G = (G - G.mean()) / (G.std(unbiased=False) + 1e-8)
+        return -(lp * (G - v.detach())).sum() + 0.5 * F.mse_loss(v, G)
+
+    report = compare(TorchAgent(), two_wrong, FlaxAgent(), jax_loss, make_batch,
+                     example_input=np.zeros((1, 4)), steps=2, dtypes=("float64",),
+                     jit=False)
+    assert report.explained_by == []
+    assert any(line.startswith("closest: reduction='sum'") for line in report.lines())
+
+
 def test_without_conventions_only_the_weight_traps_are_tried():
     def plain_loss(params, b):
         return jax_loss(params, b)
