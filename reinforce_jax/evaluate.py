@@ -1,7 +1,7 @@
 """Evaluate kept policies on fresh episodes: every seed x ``episodes`` whole episodes in
 one jitted program (vmapped over seeds; the episodes of a seed are the rollout's envs).
 
-Episodes are played with the training rollout itself (``rollout.rollout`` in episodic
+Episodes are played by the training's collect step (``Trainer.play``, in episodic
 mode), from reset up to the env's own time limit, so an evaluation return is measured
 exactly as a training return is. Greedy acting feeds the rollout a point mass on the
 most likely action (``policy.greedy_dist``).
@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from reinforce_jax.policy import PolicySet
-from reinforce_jax.rollout import reset_envs, rollout
+from reinforce_jax.rollout import reset_envs
 from reinforce_jax.stats import summarize
 
 
@@ -97,8 +97,8 @@ def evaluate(policies: PolicySet, episodes: int = 20, greedy: bool = False,
         key_reset, key_play = jax.random.split(key)
         start = reset_envs(key_reset, env, env_params, episodes)
         start = start._replace(memory=policies.initial_memory((episodes,)))
-        _, traj = rollout(key_play, policies.rollout_fn(params, greedy), env, env_params,
-                          start, spec.max_steps, spec.discrete, False)
+        _, traj = policies.trainer.play(key_play, policies.rollout_fn(params, greedy), start,
+                                        whole_episodes=True)
         return traj.reward.sum(axis=0), traj.valid.sum(axis=0)
 
     keys = jax.random.split(jax.random.key(seed), len(policies.seeds))

@@ -39,6 +39,18 @@ class RunnerState(NamedTuple):
     updates: jax.Array  # updates done so far (int32): drives the learning-rate anneal
 
 
+class Batch(NamedTuple):
+    """What one update learns from (``Trainer.collect``)."""
+
+    traj: Transition  # the window played, [T, N]
+    G: jax.Array  # [T, N]: what each log-probability is weighted with
+    mask: jax.Array  # bool [T, N]: the terms the loss counts
+    weights: jax.Array | None  # gamma^t [T, N] with gamma_t_weighting, else None
+    sequence: tuple | None  # recurrent: (memory at the window's start, episode starts)
+    env: EnvCarry  # the envs after the window
+    key: jax.Array  # the seed's key for the next update
+
+
 METRIC_NAMES = ("episode_return", "episode_length", "episodes", "env_steps", "loss",
                 "pg_loss", "value_loss", "entropy", "grad_norm")
 
@@ -156,18 +168,26 @@ class Trainer:
             return act
         return lambda obs: self.policy.apply(params, obs)[0]
 
-    def update(self, state: RunnerState, hp: HyperParams) -> tuple[RunnerState, dict]:
-        """One rollout and one optimizer step; returns per-update scalar metrics."""
+    def play(self, key: jax.Array, policy_fn, start: EnvCarry,
+             whole_episodes: bool = False) -> tuple[EnvCarry, Transition]:
+        """This config's rollout from ``start`` with ``policy_fn`` (``act_fn``'s form):
+        ``(envs after the window, transitions [T, N])``. ``whole_episodes`` plays one
+        episode per env up to the env's own time limit, whatever the config's window
+        (evaluation)."""
+        cfg = self.config
+        if whole_episodes:
+            return rollout(key, policy_fn, self.env, self.env_params, start,
+                           self.spec.max_steps, self.spec.discrete, False)
+        return rollout(key, policy_fn, self.env, self.env_params, start, self.num_steps,
+                       self.spec.discrete, cfg.rollout == "fixed", cfg.group_size)
+
+    def collect(self, state: RunnerState, hp: HyperParams) -> Batch:
+        """The collect step of an update: play the window with the current policy and
+        compute what the learner weights its log-probabilities with."""
         cfg = self.config
         key, key_reset, key_rollout = jax.random.split(state.key, 3)
-        policy_fn = self.act_fn(state.params)
-        if cfg.rollout == "episodic":
-            start = self.reset(key_reset)
-        else:
-            start = state.env
-        env_carry, traj = rollout(key_rollout, policy_fn, self.env, self.env_params, start,
-                                  self.num_steps, self.spec.discrete, cfg.rollout == "fixed",
-                                  cfg.group_size)
+        start = self.reset(key_reset) if cfg.rollout == "episodic" else state.env
+        env_carry, traj = self.play(key_rollout, self.act_fn(state.params), start)
 
         next_values = last_value = None
         if cfg.rollout == "fixed" and cfg.value_head != "none":
@@ -175,17 +195,24 @@ class Trainer:
             next_values = jax.lax.stop_gradient(value_fn(traj.next_obs))
             last_value = jax.lax.stop_gradient(value_fn(env_carry.obs))
         G, mask, weights = compute_targets(cfg, traj, hp.gamma, next_values, last_value)
-
-        lr_scale = 1.0
-        if cfg.anneal_lr:
-            lr_scale = jnp.maximum(1.0 - state.updates / cfg.num_updates, 0.0)
         # a recurrent learner re-runs the window from the memory it started with, resetting
         # it where an episode starts (step 0 inside its episode)
         sequence = (jax.lax.stop_gradient(start.memory), traj.step == 0) if self.recurrent \
             else None
+        return Batch(traj, G, mask, weights, sequence, env_carry, key)
+
+    def update(self, state: RunnerState, hp: HyperParams) -> tuple[RunnerState, dict]:
+        """One update: the collect step, then the learn step; returns per-update scalar
+        metrics."""
+        cfg = self.config
+        batch = self.collect(state, hp)
+        traj = batch.traj
+        lr_scale = 1.0
+        if cfg.anneal_lr:
+            lr_scale = jnp.maximum(1.0 - state.updates / cfg.num_updates, 0.0)
         params, opt_state, loss, aux, grad_norm = self.learn(
-            state.params, state.opt_state, hp, lr_scale, traj.obs, traj.action, G, mask,
-            weights, sequence)
+            state.params, state.opt_state, hp, lr_scale, traj.obs, traj.action, batch.G,
+            batch.mask, batch.weights, batch.sequence)
 
         done = traj.terminated | traj.truncated
         episodes = jnp.sum(done)
@@ -199,7 +226,7 @@ class Trainer:
             "episodes": episodes, "env_steps": jnp.sum(traj.valid),
             "loss": loss, "grad_norm": grad_norm, **aux,
         }
-        new_state = RunnerState(params, opt_state, env_carry, key,
+        new_state = RunnerState(params, opt_state, batch.env, batch.key,
                                 ep_return.astype(jnp.float32), ep_length.astype(jnp.float32),
                                 state.updates + 1)
         return new_state, metrics
