@@ -204,12 +204,19 @@ class Trainer:
     def update(self, state: RunnerState, hp: HyperParams) -> tuple[RunnerState, dict]:
         """One update: the collect step, then the learn step; returns per-update scalar
         metrics."""
+        return self.learn_from(state, self.collect(state, hp), hp)
+
+    def learn_from(self, state: RunnerState, batch: Batch, hp: HyperParams
+                   ) -> tuple[RunnerState, dict]:
+        """The learn step of an update, on the batch ``collect`` gave for ``state``:
+        one optimizer step (or one per time step), and the update's metrics."""
         cfg = self.config
-        batch = self.collect(state, hp)
         traj = batch.traj
         lr_scale = 1.0
         if cfg.anneal_lr:
-            lr_scale = jnp.maximum(1.0 - state.updates / cfg.num_updates, 0.0)
+            # int32 / int is float32 even under x64; divide in the default float instead
+            updates_done = state.updates.astype(jnp.result_type(float))
+            lr_scale = jnp.maximum(1.0 - updates_done / cfg.num_updates, 0.0)
         params, opt_state, loss, aux, grad_norm = self.learn(
             state.params, state.opt_state, hp, lr_scale, traj.obs, traj.action, batch.G,
             batch.mask, batch.weights, batch.sequence)
