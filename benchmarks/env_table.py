@@ -70,12 +70,17 @@ CONFIGS: dict[str, tuple[dict, str]] = {
                      "the CI check's config"),
     "DeepSea-bsuite": (dict(num_updates=100),
                        "needs deep exploration: the one rewarding path is as unlikely as "
-                       "2^-size under a near-uniform policy"),
+                       "2^-size under a near-uniform policy, and each step right costs a "
+                       "little, so REINFORCE learns to go left (return 0)"),
     "MemoryChain-bsuite": (dict(_MEMORY, horizon=8),
                            "a GRU: the bit shown at the first step is asked for at the last"),
     "UmbrellaChain-bsuite": (dict(num_updates=100), "the defaults, 100 updates"),
     "DiscountingChain-bsuite": (dict(num_updates=100), "the defaults, 100 updates"),
-    "SimpleBandit-bsuite": (dict(num_updates=100), "the defaults, 100 updates"),
+    "SimpleBandit-bsuite": (dict(num_updates=100),
+                            "nothing to learn here: gymnax re-draws which arm pays what at "
+                            "every reset, episodes are one step and the observation is "
+                            "constant, so every policy expects 0.5 (bsuite's bandit keeps "
+                            "its arms for the whole run)"),
     "FourRooms-misc": (dict(num_updates=150), "the defaults"),
     "MetaMaze-misc": (dict(_MEMORY, gru_size=64), "a GRU: the goal must be remembered "
                       "across resets inside an episode"),
@@ -197,7 +202,7 @@ def table() -> str:
             f" | {_fmt(f['iqm'])} [{_fmt(f['iqm_ci95'][0])}, {_fmt(f['iqm_ci95'][1])}]"
             f" | {_fmt(rnd['mean'])} | {r['wall_seconds']:.0f} | {r['env_steps_per_seed']:.3g}"
             f" | {f'{_fmt(pub[0])} ({pub[1]})' if pub else '—'}"
-            f" | `{r['command']}`: {r['why']} |")
+            f" | `{r['command']}`: {CONFIGS[env][1]} |")
     return "\n".join(rows)
 
 
