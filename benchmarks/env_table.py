@@ -96,8 +96,24 @@ CONFIGS: dict[str, tuple[dict, str]] = {
     "MiniGrid-Empty-6x6": (dict(num_updates=60), "XLand-MiniGrid: the conv torso on the "
                            "agent's 7x7 view; the goal pays 1 - 0.9 steps/144"),
 }
-# published numbers: env -> (value, what and where)
-PUBLISHED: dict[str, tuple[float, str]] = {}
+# published returns: gymnax's README (its return column for its PPO and ES checkpoints,
+# trained with gymnax-blines; PPO there had 10M steps on MinAtar)
+_G = "gymnax README"
+PUBLISHED: dict[str, tuple[float, str]] = {
+    "CartPole-v1": (500, f"PPO, ES; {_G}"), "Pendulum-v1": (-130, f"PPO, ES; {_G}"),
+    "Acrobot-v1": (-80, f"PPO, ES; {_G}"), "MountainCar-v0": (-118, f"PPO, ES; {_G}"),
+    "MountainCarContinuous-v0": (92, f"PPO, ES; {_G}"),
+    "Asterix-MinAtar": (15, f"PPO; {_G}"), "Breakout-MinAtar": (28, f"PPO; {_G}"),
+    "Freeway-MinAtar": (58, f"PPO; {_G}"), "SpaceInvaders-MinAtar": (131, f"PPO; {_G}"),
+    "Catch-bsuite": (1, f"PPO, ES; {_G}"), "DeepSea-bsuite": (0, f"PPO, ES; {_G}"),
+    "MemoryChain-bsuite": (0.1, f"PPO, ES; {_G}"),
+    "UmbrellaChain-bsuite": (1, f"PPO, ES; {_G}"),
+    "DiscountingChain-bsuite": (1.1, f"PPO, ES; {_G}"),
+    "FourRooms-misc": (1, f"PPO, ES; {_G}"), "MetaMaze-misc": (32, f"ES, LSTM; {_G}"),
+    "PointRobot-misc": (10, f"ES, LSTM; {_G}"),
+    "BernoulliBandit-misc": (90, f"ES, LSTM; {_G}"),
+    "GaussianBandit-misc": (0, f"ES, LSTM; {_G}"),
+}
 NOT_RUN = {"MNISTBandit-bsuite": "needs the MNIST files, which gymnax downloads (offline here)"}
 
 
