@@ -100,8 +100,7 @@ def train(
         out = prepare_out_dir(out, overwrite)
         write_json(out / "config.json", settings)
 
-    callbacks = make_loggers(loggers, out, out.name, list(range(first_seed, first_seed + seeds)),
-                             config)
+    callbacks = make_loggers(loggers, out, out.name)
     if not progress:
         callbacks.append(ProgressLog(config.num_updates))
     try:
@@ -275,6 +274,7 @@ def sweep(
     num_processes: int | None = None,
     process_id: int | None = None,
     peer_timeout: float = 1800.0,
+    log: str = "none",
 ) -> Exit:
     """Run a grid of hyper-parameters x seeds; re-running the same command resumes.
 
@@ -303,11 +303,16 @@ def sweep(
       process_id: this process, 0..num_processes-1; process 0 writes the report.
       peer_timeout: seconds of no new chunk or checkpoint after which process 0 stops
         waiting for the others (and the others stop waiting for sweep.json).
+      log: metrics loggers, e.g. tensorboard,csv: one TensorBoard run per configuration
+        and seed in out/tensorboard/point_P/seed_K, and/or out/metrics.csv (long format,
+        with a point column); none.
     """
     from reinforce_jax import distributed as dist
+    from reinforce_jax.loggers import make_loggers, parse_log
     from reinforce_jax.report import report
-    from reinforce_jax.sweep import check_sweep, run_sweep
+    from reinforce_jax.sweep import SweepDir, check_sweep, run_sweep
 
+    loggers = parse_log(log)
     settings = (coordinator_address, num_processes, process_id)
     distributed = distributed or any(v is not None for v in settings)
     processes = dist.Processes()
@@ -324,9 +329,15 @@ def sweep(
         processes = dist.initialize(*settings)
     out = Path(out) if out is not None else Path("runs") / (
         f"sweep-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = run_sweep(config, grid.to_dict(), seeds, out, first_seed, memory_fraction,
-                       memory_budget_gb, max_runs_per_chunk, chunk_updates, checkpoint_every,
-                       overwrite, progress, processes, peer_timeout)
+    callbacks = make_loggers(loggers, out, out.name)
+    try:
+        result = run_sweep(config, grid.to_dict(), seeds, out, first_seed, memory_fraction,
+                           memory_budget_gb, max_runs_per_chunk, chunk_updates,
+                           checkpoint_every, overwrite, progress, processes, peer_timeout,
+                           callbacks)
+    finally:
+        for callback in callbacks:
+            callback.close()
     for msg in result.messages:
         print(msg)
     me = f"process {processes.index} of {processes.count}"
@@ -339,7 +350,6 @@ def sweep(
         return Exit(EXIT_OK, f"{me} done: {wrote} into {out}; process 0 writes the report")
     if processes.count > 1:
         print(f"{me}: {wrote}")
-    steps = int(np.nansum(result.metrics["env_steps"]))
     groups = len(result.plan.groups)
     print(f"compiles: {result.compiles} (for {groups} distinct shape(s); "
           f"{result.compile_seconds:.1f}s)   runs: {result.finished.sum()} of "
@@ -347,16 +357,12 @@ def sweep(
     if result.run_seconds > 0:
         print(f"throughput: {result.steps_this_session / result.run_seconds:,.0f} env steps/s "
               f"over the runs trained by this command (compile excluded)")
-    write_npz(out / "results.npz", {**{k: v for k, v in result.metrics.items()},
-                                    "diverged_at": result.diverged_at,
-                                    "finished": result.finished,
-                                    "seeds": np.asarray(result.plan.seeds)})
-    write_json(out / "sweep_summary.json", {
-        "compiles": result.compiles, "shape_groups": groups,
-        "compile_seconds": result.compile_seconds, "run_seconds": result.run_seconds,
-        "wall_seconds": result.wall_seconds, "interrupted": result.interrupted,
-        "runs_finished": int(result.finished.sum()), "runs": int(result.finished.size),
-        "env_steps": steps, "messages": result.messages})
+    sweep_dir = SweepDir(out)
+    sweep_dir.write_results(result)
+    if "csv" in loggers:
+        sweep_dir.write_metrics_csv()
+    if loggers:
+        print(f"logged metrics to {', '.join(str(cb.where) for cb in callbacks)}")
     if result.finished.any():
         report(out, metric, FINAL_WINDOW, result=result)
     finished, total = int(result.finished.sum()), int(result.finished.size)

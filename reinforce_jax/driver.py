@@ -3,10 +3,13 @@
 The pure program lives in ``train.py``; this module only calls it chunk by chunk so a
 person sees progress, a diverging seed is reported the moment it appears, training
 stops early once every seed has diverged, and Ctrl-C keeps the updates done so far.
+One host loop (``train_batch``) serves ``train`` and sweeps: between chunks it calls a
+list of ``ChunkCallback``s (divergence check, progress bar, checkpoints, loggers).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +130,18 @@ def pad_runs(tree, size: int):
     return jax.tree.map(pad, tree)
 
 
+@dataclass(frozen=True)
+class Runs:
+    """The runs of one ``train_batch`` call, as its per-chunk callbacks are told them."""
+
+    name: str  # "train", or the sweep chunk's file stem (``SweepDir.chunk_name``)
+    seeds: list[int]
+    num_updates: int
+    labels: list[str]  # for messages: "seed 3", "learning_rate=0.01 seed 3"
+    points: list[int] | None = None  # a sweep: each run's configuration index
+    configs: list[TrainConfig] | None = None  # each run's configuration, where known
+
+
 @dataclass
 class BatchOutcome:
     """What ``train_batch`` produced for the real (unpadded) runs of one batch."""
@@ -137,89 +152,215 @@ class BatchOutcome:
     run_seconds: float
     interrupted: bool = False
     messages: list[str] = field(default_factory=list)
+    # interrupted while a chunk's metrics were fetched: the state is one chunk ahead of
+    # them, so it is not saved as a checkpoint (a resume would skip that chunk's updates)
+    state_ahead: bool = False
+
+    @property
+    def updates_done(self) -> int:
+        return int(self.metrics["loss"].shape[1])
+
+
+class ChunkCallback:
+    """One step of the host loop, run between jitted chunks of updates (``train_batch``).
+
+    Override what you need. A plain function ``f(outcome, updates_done)`` also serves as
+    a callback (its ``__call__`` only).
+    """
+
+    def start(self, runs: Runs, outcome: BatchOutcome) -> None:
+        """A batch begins; ``outcome`` holds what its checkpoint restored, if any."""
+
+    def __call__(self, outcome: BatchOutcome, done: int) -> None:
+        """After each chunk: ``outcome`` holds every update so far (``done`` of them). It
+        is the batch's live record: read it during the call, do not keep it."""
+
+    def end(self, outcome: BatchOutcome) -> None:
+        """The batch stopped: finished, every run diverged, or interrupted."""
+
+    def close(self) -> None:
+        """The command is done with this callback."""
+
+
+def _hook(callback, name: str):
+    return getattr(callback, name, None) or (lambda *args: None)
+
+
+class DivergenceCheck(ChunkCallback):
+    """Marks a run whose loss or gradient norm turns non-finite (``diverged_at``), says so
+    at once, and says when every run has (``train_batch`` then stops). A diverged run keeps
+    training in isolation and is left out of every mean."""
+
+    def __init__(self, say: Callable[[str], None] = print):
+        self.say = say
+
+    def start(self, runs: Runs, outcome: BatchOutcome) -> None:
+        self.labels, self.num_updates = runs.labels, runs.num_updates
+        self.checked = outcome.updates_done
+
+    def __call__(self, outcome: BatchOutcome, done: int) -> None:
+        new = slice(self.checked, done)
+        loss, gnorm = outcome.metrics["loss"][:, new], outcome.metrics["grad_norm"][:, new]
+        bad = ~np.isfinite(loss) | ~np.isfinite(gnorm)
+        for s in np.flatnonzero(bad.any(axis=1) & (outcome.diverged_at < 0)):
+            outcome.diverged_at[s] = self.checked + int(np.argmax(bad[s]))
+            self._tell(outcome, f"{self.labels[s]} diverged (non-finite loss) at update "
+                                f"{outcome.diverged_at[s]}")
+        self.checked = done
+        if (outcome.diverged_at >= 0).all() and done < self.num_updates:
+            self._tell(outcome, "every run diverged; stopping early")
+
+    def _tell(self, outcome: BatchOutcome, message: str) -> None:
+        outcome.messages.append(message)
+        self.say(message)
+
+
+class Checkpointer(ChunkCallback):
+    """Saves the batch in training (``save_outcome``) to ``path_of(runs)`` at most every
+    ``every`` seconds, and when it is interrupted. ``at_end``: also when it stops
+    otherwise (train; a sweep writes its finished chunk elsewhere). No path: no saving."""
+
+    def __init__(self, path_of: Callable[[Runs], Path | None], every: float, at_end: bool):
+        self.path_of, self.every, self.at_end = path_of, every, at_end
+
+    def start(self, runs: Runs, outcome: BatchOutcome) -> None:
+        self.path, self.num_updates = self.path_of(runs), runs.num_updates
+        self.last = time.monotonic()
+
+    def __call__(self, outcome: BatchOutcome, done: int) -> None:
+        if done < self.num_updates and time.monotonic() - self.last >= self.every:
+            self._save(outcome)
+
+    def end(self, outcome: BatchOutcome) -> None:
+        if outcome.interrupted or self.at_end:
+            self._save(outcome)
+
+    def _save(self, outcome: BatchOutcome) -> None:
+        if self.path is None or outcome.state is None or outcome.state_ahead:
+            return
+        save_outcome(self.path, outcome)
+        self.last = time.monotonic()
+
+
+class ProgressBar(ChunkCallback):
+    """A tqdm bar over the updates of one batch (train) or the runs of many (a sweep,
+    ``per_run``: a batch of R runs adds R / num_updates per update). ``postfix(outcome)``
+    gives the fields shown after it; by default the mean latest return and divergences."""
+
+    def __init__(self, total: float, unit: str, desc: str, per_run: bool = False,
+                 postfix: Callable[[BatchOutcome], dict] | None = None):
+        from tqdm.auto import tqdm
+
+        # n may be fractional (a sweep advances by runs x finished fraction): show it rounded
+        fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} " + unit
+               + " [{elapsed}<{remaining}{postfix}]")
+        self.bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, bar_format=fmt)
+        self.per_run, self.postfix = per_run, postfix or _return_postfix
+        self.scale, self.seen = 1.0, 0
+
+    def start(self, runs: Runs, outcome: BatchOutcome) -> None:
+        self.scale = len(runs.seeds) / runs.num_updates if self.per_run else 1.0
+        self.seen = 0
+        self._advance(outcome.updates_done)
+
+    def __call__(self, outcome: BatchOutcome, done: int) -> None:
+        self._advance(done)
+        self.bar.set_postfix(**self.postfix(outcome), refresh=False)
+
+    def _advance(self, done: int) -> None:
+        # fractional steps add up with round-off; never run past the total
+        self.bar.update(min((done - self.seen) * self.scale, self.bar.total - self.bar.n))
+        self.seen = done
+
+    def update(self, n: float) -> None:
+        self.bar.update(n)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _return_postfix(outcome: BatchOutcome) -> dict:
+    ok = outcome.diverged_at < 0
+    ret = outcome.metrics["episode_return"][ok, -1] if ok.any() else np.array([np.nan])
+    return {"ret": f"{np.mean(ret):.1f}", "diverged": int((~ok).sum())}
 
 
 def train_batch(
     program: Program,
-    keys: jax.Array,
+    runs: Runs,
     hp: HyperParams,
     chunk_updates: int,
     *,
-    labels: list[str] | None = None,
     resume: BatchOutcome | None = None,
-    on_chunk: Callable[[BatchOutcome, int], None] | None = None,
-    bar=None,
-    bar_scale: float = 1.0,
+    callbacks: Sequence[Callable[[BatchOutcome, int], None]] = (),
+    say: Callable[[str], None] = print,
 ) -> BatchOutcome:
-    """Train ``len(keys)`` runs (per-run ``hp`` leaves of the same length) to the end.
+    """Train ``runs`` (per-run ``hp`` leaves of the same length) to the end: the host loop.
 
-    Between jitted chunks of ``chunk_updates`` updates it records metrics, reports a run
-    whose loss or gradient turns non-finite (it keeps training in isolation and is marked,
-    never averaged in), stops early once every run has diverged, advances ``bar`` by
-    ``bar_scale`` per update and calls ``on_chunk(outcome, updates_done)`` (checkpoints).
-    ``resume`` continues a batch from a saved outcome. Ctrl-C keeps the finished chunks.
+    Between jitted chunks of ``chunk_updates`` updates it records the metrics, then calls
+    a ``DivergenceCheck`` (messages go to ``say``) and each of ``callbacks`` (progress,
+    checkpoints, loggers: ``ChunkCallback``), in that order. It stops early once every run
+    has diverged. ``resume`` continues a batch from a saved outcome. Ctrl-C keeps the
+    finished chunks.
     """
-    n = int(keys.shape[0])
-    labels = labels or [f"run {i}" for i in range(n)]
+    n = len(runs.seeds)
     num_updates = program.trainer.config.num_updates
+    if runs.num_updates != num_updates:
+        raise ValueError(f"runs.num_updates={runs.num_updates}; the program trains "
+                         f"{num_updates}")
     hp_dev = program.put(pad_runs(hp, program.batch))
     if resume is None:
-        state = program.init(pad_runs(keys, program.batch))
+        state = program.init(pad_runs(seed_keys(runs.seeds), program.batch))
         history: dict[str, list[np.ndarray]] = {k: [] for k in METRIC_NAMES}
-        diverged_at = np.full(n, -1, np.int64)
-        done, run_seconds, messages = 0, 0.0, []
+        live = BatchOutcome(None, {k: np.zeros((n, 0)) for k in METRIC_NAMES},
+                            np.full(n, -1, np.int64), 0.0)
     else:
         state = program.put(pad_runs(resume.state, program.batch))
         history = {k: [v] for k, v in resume.metrics.items()}
-        diverged_at = resume.diverged_at.copy()
-        done, run_seconds = resume.metrics["loss"].shape[1], resume.run_seconds
-        messages = list(resume.messages)
+        live = BatchOutcome(None, dict(resume.metrics), resume.diverged_at.copy(),
+                            resume.run_seconds, messages=list(resume.messages))
+    done = live.updates_done
     chunk = choose_chunk(num_updates, chunk_updates)
-    interrupted = False
+    callbacks = [DivergenceCheck(say), *callbacks]
 
-    def outcome():
-        stacked = {k: (np.concatenate(v, axis=1) if v else np.zeros((n, 0)))
-                   for k, v in history.items()}
+    def real_state():
         try:
-            real = jax.tree.map(lambda x: x[:n], state)
+            return jax.tree.map(lambda x: x[:n], state)
         except RuntimeError:  # interrupted inside a call that had consumed (donated) it
-            real = None
-        return BatchOutcome(real, stacked, diverged_at, run_seconds, interrupted, messages)
+            return None
 
     try:
-        while done < num_updates and not (diverged_at >= 0).all():
+        live.state = real_state()
+        for callback in callbacks:
+            _hook(callback, "start")(runs, live)
+        while done < num_updates and not (live.diverged_at >= 0).all():
             size = min(chunk, num_updates - done)
             fn = program.updates(size, state, hp_dev)  # compiles outside the timed region
             t0 = time.perf_counter()
             state, metrics = fn(state, hp_dev)
+            live.state_ahead = True
             metrics = jax.device_get(metrics)
-            run_seconds += time.perf_counter() - t0
+            live.run_seconds += time.perf_counter() - t0
             for k in METRIC_NAMES:
                 history[k].append(np.asarray(metrics[k])[:n])
-            loss, gnorm = history["loss"][-1], history["grad_norm"][-1]
-            bad = ~np.isfinite(loss) | ~np.isfinite(gnorm)
-            for s in np.flatnonzero(bad.any(axis=1) & (diverged_at < 0)):
-                diverged_at[s] = done + int(np.argmax(bad[s]))
-                messages.append(f"{labels[s]} diverged (non-finite loss) at update "
-                                f"{diverged_at[s]}")
-                bar_write(bar, messages[-1])
+            live.metrics = {k: np.concatenate(v, axis=1) for k, v in history.items()}
+            live.state, live.state_ahead = real_state(), False
             done += size
-            if bar is not None:
-                ok = diverged_at < 0
-                ret = history["episode_return"][-1][ok, -1] if ok.any() else np.array([np.nan])
-                # fractional steps add up with round-off; never run past the total
-                bar.update(min(size * bar_scale, bar.total - bar.n))
-                bar.set_postfix(ret=f"{np.mean(ret):.1f}", diverged=int((~ok).sum()),
-                                refresh=False)
-            if (diverged_at >= 0).all() and done < num_updates:
-                messages.append("every run diverged; stopping early")
-                bar_write(bar, messages[-1])
-            if on_chunk is not None:
-                on_chunk(outcome(), done)
+            for callback in callbacks:
+                callback(live, done)
     except KeyboardInterrupt:
-        interrupted = True
-        messages.append(f"interrupted after {done} updates; keeping what was done")
-    return outcome()
+        live.interrupted = True
+        live.messages.append(f"interrupted after {done} updates; keeping what was done")
+    live.state = real_state()
+    for callback in callbacks:
+        try:
+            _hook(callback, "end")(live)
+        except KeyboardInterrupt:  # a second Ctrl-C: the other callbacks still end
+            live.interrupted = True
+    return live
 
 
 def save_outcome(path: Path, outcome: BatchOutcome) -> None:
@@ -275,9 +416,11 @@ def run_training(
     ``hparams`` overrides ``config.hyperparams``; a leaf with a leading axis of length
     ``num_seeds`` gives each seed its own value (one compile for all of them). Seeds are
     sharded over all local devices. With ``checkpoint`` the training state is saved there
-    at most every ``checkpoint_every`` seconds and at the end; ``resume`` continues from it.
-    After every chunk of updates the checkpoint saver and then each of ``callbacks``
-    (loggers, ``reinforce_jax.loggers``) is called as ``callback(outcome, updates_done)``.
+    at most every ``checkpoint_every`` seconds, when interrupted and at the end; ``resume``
+    continues from it.
+    After every chunk of updates the host loop (``train_batch``) calls its divergence
+    check, the progress bar, the checkpoint saver and then each of ``callbacks`` (loggers,
+    ``reinforce_jax.loggers``; see ``ChunkCallback``).
     Raises ``ValueError`` for bad input before anything is compiled.
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
@@ -287,26 +430,21 @@ def run_training(
     trainer = Trainer(config)  # validates the config
     config = trainer.config  # as validated: num_updates derived from total_env_steps if set
     seeds = list(range(first_seed, first_seed + num_seeds))
-    keys = seed_keys(seeds)
     hp = per_run_hparams(config.hyperparams if hparams is None else hparams, num_seeds)
     start = None
     if resume:
         if checkpoint is None or not Path(checkpoint).exists():
             raise ValueError(f"resume=True but checkpoint={checkpoint!r} does not exist")
-        start = load_outcome(checkpoint, trainer, keys)
+        start = load_outcome(checkpoint, trainer, seed_keys(seeds))
     program = Program(trainer, round_up(num_seeds, len(jax.local_devices())))
-    chunk_callbacks = [_Saver(checkpoint, checkpoint_every, config.num_updates), *callbacks]
-
-    def on_chunk(outcome: BatchOutcome, done: int) -> None:
-        for callback in chunk_callbacks:
-            callback(outcome, done)
-
-    bar = progress_bar(config.num_updates, progress, "upd", "training")
-    if bar is not None and start is not None:
-        bar.update(start.metrics["loss"].shape[1])
+    runs = Runs("train", seeds, config.num_updates, [f"seed {s}" for s in seeds],
+                configs=[config] * num_seeds)
+    bar = ProgressBar(config.num_updates, "upd", "training") if progress else None
+    saver = Checkpointer(lambda _: checkpoint, checkpoint_every, at_end=True)
     try:
-        out = train_batch(program, keys, hp, chunk_updates, resume=start, bar=bar,
-                          labels=[f"seed {s}" for s in seeds], on_chunk=on_chunk)
+        out = train_batch(program, runs, hp, chunk_updates, resume=start,
+                          callbacks=[c for c in (bar, saver) if c is not None] + list(callbacks),
+                          say=functools.partial(bar_write, bar))
     finally:
         if bar is not None:
             bar.close()
@@ -319,21 +457,6 @@ def run_training(
     )
 
 
-class _Saver:
-    """``on_chunk`` callback: save the batch at most every ``every`` seconds and at the end."""
-
-    def __init__(self, path: Path | None, every: float, num_updates: int):
-        self.path, self.every, self.num_updates = path, every, num_updates
-        self.last = time.monotonic()
-
-    def __call__(self, outcome: BatchOutcome, done: int) -> None:
-        if self.path is None:
-            return
-        if done >= self.num_updates or time.monotonic() - self.last >= self.every:
-            save_outcome(self.path, outcome)
-            self.last = time.monotonic()
-
-
 def final_returns(result: TrainResult, last: int = 10) -> np.ndarray:
     """Mean episode return over the last ``last`` updates per seed; NaN if diverged."""
     curves = result.metrics["episode_return"]
@@ -343,18 +466,8 @@ def final_returns(result: TrainResult, last: int = 10) -> np.ndarray:
     return np.where(result.diverged_at >= 0, np.nan, final)
 
 
-def progress_bar(total: float, enabled: bool, unit: str, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    # n may be fractional (a sweep advances by runs x finished fraction): show it rounded
-    fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} " + unit
-           + " [{elapsed}<{remaining}{postfix}]")
-    return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, bar_format=fmt)
-
-
-def bar_write(bar, msg: str) -> None:
+def bar_write(bar: ProgressBar | None, msg: str) -> None:
+    """Print ``msg`` above the bar, or plainly without one."""
     if bar is not None:
         bar.write(msg)
     else:

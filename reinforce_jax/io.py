@@ -31,7 +31,8 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -51,7 +52,7 @@ def write_json(path: Path, data: Any) -> None:
             json.dump(jsonable(data), f, indent=2, allow_nan=False)
             f.write("\n")
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -59,7 +60,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def jsonable(x: Any) -> Any:

@@ -17,6 +17,7 @@ each training its own chunks: see ``reinforce_jax.distributed``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -25,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -35,13 +36,14 @@ from reinforce_jax.distributed import Processes, wait_until
 from reinforce_jax.driver import (
     METRIC_NAMES,
     BatchOutcome,
+    Checkpointer,
     Program,
+    ProgressBar,
+    Runs,
     bar_write,
     load_outcome,
     per_run_hparams,
-    progress_bar,
     round_up,
-    save_outcome,
     seed_keys,
     train_batch,
 )
@@ -155,11 +157,6 @@ class SweepPlan:
         return [(g, i) for g in range(len(self.groups)) for i in range(len(self.chunks(g)))]
 
 
-def chunk_name(group: int, chunk: int) -> str:
-    """The chunk's file stem in ``chunks/`` and ``ckpt/``."""
-    return f"g{group:03d}-c{chunk:05d}"
-
-
 def make_plan(points: list[Point], seeds: list[int], budget_bytes: int,
               max_runs: int | None = None, num_devices: int | None = None) -> SweepPlan:
     num_devices = num_devices or len(jax.local_devices())
@@ -192,10 +189,6 @@ class SweepResult:
     chunks_written: list[str] = dataclasses.field(default_factory=list)  # by this call
     missing_from: list[int] = dataclasses.field(default_factory=list)  # processes whose
     #                            chunks process 0 gave up waiting for (empty: none missing)
-
-
-def _identity(base: TrainConfig, grid: dict, seeds: int, first_seed: int) -> dict:
-    return jsonable({"base": base, "grid": grid, "seeds": seeds, "first_seed": first_seed})
 
 
 def check_sweep(base: TrainConfig, grid: dict[str, list], seeds: int,
@@ -264,6 +257,7 @@ def run_sweep(
     progress: bool = True,
     processes: Processes = Processes(),
     peer_timeout: float = 1800.0,
+    callbacks: Sequence[Callable[[BatchOutcome, int], None]] = (),
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out``; see the module docstring.
 
@@ -274,59 +268,53 @@ def run_sweep(
     (``reinforce_jax.distributed``). Process 0 writes ``sweep.json``; the others wait for
     it. Process 0 then waits for every other chunk before returning, and gives up when no
     chunk or checkpoint has changed for ``peer_timeout`` seconds (``missing_from``).
+
+    Every chunk is one batch of the host loop (``driver.train_batch``): between its jitted
+    calls come the divergence check, the progress bar, the checkpoint saver and then
+    ``callbacks`` (loggers; ``driver.ChunkCallback``, told each chunk's runs by ``start``).
     """
     wall0 = time.perf_counter()
     points = check_sweep(base, grid, seeds, memory_fraction, memory_budget_gb,
                          max_runs_per_chunk, overwrite, processes, peer_timeout)
     seed_list = list(range(first_seed, first_seed + seeds))
-    identity = _identity(base, grid, seeds, first_seed)
-    out = Path(out)
-    spec_path = out / "sweep.json"
-    resuming = False
-    if processes.index > 0 and not wait_until(spec_path.exists, out, peer_timeout):
-        raise ValueError(f"--out {str(out)!r} has no sweep.json from process 0 after "
-                         f"{peer_timeout:g}s; allowed: an --out on a filesystem that every "
-                         "process shares, with process 0 running")
-    if spec_path.exists() and not overwrite:
-        saved = json.loads(spec_path.read_text())
-        if saved["identity"] != identity:
-            diff = [k for k in identity if saved["identity"].get(k) != identity[k]]
-            fix = "pass --overwrite to replace it" if processes.count == 1 else "empty it"
-            raise ValueError(f"--out {str(out)!r} holds a different sweep (differs in: "
-                             f"{', '.join(diff)}); {fix}, or choose another directory")
-        resuming = True
-        plan = SweepPlan(points, seed_list, saved["groups"], saved["chunk_runs"])
-    else:
-        out = prepare_out_dir(out, overwrite)
-        budget = (int(memory_budget_gb * 2**30) if memory_budget_gb is not None
-                  else int(memory_fraction * available_memory_bytes()))
-        plan = make_plan(points, seed_list, budget, max_runs_per_chunk)
-        write_json(spec_path, {"identity": identity, "groups": plan.groups,
-                               "chunk_runs": plan.chunk_runs, "memory_budget_bytes": budget,
-                               "devices": [str(d) for d in jax.local_devices()]})
-    devices = len(jax.local_devices())
-    if processes.count > 1 and any(size % devices for size in plan.chunk_runs):
-        raise ValueError(f"process {processes.index} has {devices} local devices, and "
-                         f"sweep.json's chunks of {plan.chunk_runs} runs do not split over "
-                         "them; allowed: the same number of local devices on every process")
-    (out / "chunks").mkdir(exist_ok=True)
-    (out / "ckpt").mkdir(exist_ok=True)
+    sweep_dir = SweepDir(out)
+    out = sweep_dir.out
 
-    num_updates = {p.index: p.config.num_updates for p in points}
-    done_files = {f.stem for f in (out / "chunks").glob("*.npz")}
+    def budget() -> int:
+        return (int(memory_budget_gb * 2**30) if memory_budget_gb is not None
+                else int(memory_fraction * available_memory_bytes()))
+
+    plan, resuming = sweep_dir.open(SweepDir.identity(base, grid, seeds, first_seed), points,
+                                    seed_list, budget, max_runs_per_chunk, overwrite,
+                                    processes, peer_timeout)
+    done_files = sweep_dir.finished()
     mine = {(g, i) for k, (g, i) in enumerate(plan.chunk_ids()) if processes.owns(k)}
     my_runs = sum(len(plan.chunks(g)[i]) for g, i in mine)
-    runs_done = sum(len(plan.chunks(g)[i]) for g, i in mine if chunk_name(g, i) in done_files)
+    runs_done = sum(len(plan.chunks(g)[i]) for g, i in mine
+                    if SweepDir.chunk_name(g, i) in done_files)
     who = f"process {processes.index} of {processes.count}: " if processes.count > 1 else ""
     if processes.count > 1:
         resuming = runs_done > 0 or any(
-            (out / "ckpt" / f"{chunk_name(g, i)}.npz").exists() for g, i in mine)
+            sweep_dir.checkpoint_path(SweepDir.chunk_name(g, i)).exists() for g, i in mine)
     if resuming:
         print(f"{who}resuming {out}: {runs_done} of {my_runs} runs already done", flush=True)
-    bar = progress_bar(my_runs, progress, "run", "sweep")
+    compiles, compile_seconds, run_seconds, steps_done = 0, 0.0, 0.0, 0
+    program = None
+
+    def postfix(outcome: BatchOutcome) -> dict:  # this session's rate, compile excluded
+        secs = run_seconds + outcome.run_seconds
+        steps = steps_done + int(outcome.metrics["env_steps"].sum())
+        return {"steps_per_s": f"{steps / max(secs, 1e-9):,.0f}",
+                "compiles": compiles + program.compiles}
+
+    bar = ProgressBar(my_runs, "run", "sweep", per_run=True, postfix=postfix) if progress \
+        else None
+    say = functools.partial(bar_write, bar)
     if bar is not None:
         bar.update(runs_done)
-    compiles, compile_seconds, run_seconds, steps_done = 0, 0.0, 0.0, 0
+    saver = Checkpointer(lambda runs: sweep_dir.checkpoint_path(runs.name), checkpoint_every,
+                         at_end=False)
+    chunk_callbacks = [c for c in (bar, saver) if c is not None] + list(callbacks)
     messages: list[str] = []
     written: list[str] = []
     missing_from: list[int] = []
@@ -335,73 +323,43 @@ def run_sweep(
         for g in range(len(plan.groups)):
             chunks = plan.chunks(g)
             todo = [i for i in range(len(chunks))
-                    if (g, i) in mine and chunk_name(g, i) not in done_files]
+                    if (g, i) in mine and SweepDir.chunk_name(g, i) not in done_files]
             if not todo:
                 continue
             trainer = _group_trainer(plan.points[plan.groups[g][0]].config)
             program = Program(trainer, plan.chunk_runs[g])
             for i in todo:
-                runs = chunks[i]
-                name = chunk_name(g, i)
-                keys = seed_keys([s for _, s in runs])
+                members = chunks[i]
+                runs = Runs(SweepDir.chunk_name(g, i), [s for _, s in members],
+                            trainer.config.num_updates,
+                            [f"{plan.points[p].label} seed {s}" for p, s in members],
+                            points=[p for p, _ in members],
+                            configs=[plan.points[p].config for p, _ in members])
                 hp = per_run_hparams(HyperParams(*(
-                    np.asarray([plan.points[p].config.hyperparams[k] for p, _ in runs])
-                    for k in range(len(SWEEPABLE)))), len(runs))
-                ckpt = out / "ckpt" / f"{name}.npz"
-                for stale in [*ckpt.parent.glob(f".{name}.npz.*.tmp"),
-                              *(out / "chunks").glob(f".{name}.npz.*.tmp")]:
-                    stale.unlink()  # a write of this chunk cut short by a kill
-                start = load_outcome(ckpt, trainer, keys) if ckpt.exists() else None
-                t_updates = num_updates[runs[0][0]]
-
-                last_save = [time.monotonic()]
-
-                def on_chunk(outcome: BatchOutcome, done: int, ckpt=ckpt, last=last_save):
-                    now = time.monotonic()
-                    if done < t_updates and now - last[0] >= checkpoint_every:
-                        save_outcome(ckpt, outcome)
-                        last[0] = now
-                    if bar is not None:
-                        secs = run_seconds + outcome.run_seconds
-                        steps = steps_done + int(outcome.metrics["env_steps"].sum())
-                        bar.set_postfix(steps_per_s=f"{steps / max(secs, 1e-9):,.0f}",
-                                        compiles=compiles + program.compiles, refresh=False)
-
-                outcome = train_batch(program, keys, hp, chunk_updates, resume=start, bar=bar,
-                                      bar_scale=len(runs) / t_updates, on_chunk=on_chunk,
-                                      labels=[f"{plan.points[p].label} seed {s}"
-                                              for p, s in runs])
+                    np.asarray([plan.points[p].config.hyperparams[k] for p, _ in members])
+                    for k in range(len(SWEEPABLE)))), len(members))
+                start = sweep_dir.load_checkpoint(runs.name, trainer, seed_keys(runs.seeds))
+                outcome = train_batch(program, runs, hp, chunk_updates, resume=start,
+                                      callbacks=chunk_callbacks, say=say)
                 for m in outcome.messages:
                     if m not in messages:
                         messages.append(m)
-                if outcome.interrupted:
-                    if outcome.state is not None:
-                        save_outcome(ckpt, outcome)
+                if outcome.interrupted:  # the saver has checkpointed what it could
                     interrupted = True
                     break
-                # each run's final parameters go in with its curves: a finished chunk is
-                # one atomic file, so a kept policy exists exactly when its results do
-                write_npz(out / "chunks" / f"{name}.npz", {
-                    "point": np.asarray([p for p, _ in runs]),
-                    "seed": np.asarray([s for _, s in runs]),
-                    "diverged_at": outcome.diverged_at,
-                    "run_seconds": np.asarray(outcome.run_seconds),
-                    **{f"metric/{k}": v for k, v in outcome.metrics.items()},
-                    **{f"params/{k}": v for k, v in flat_params(outcome.state.params).items()}})
-                written.append(name)
-                if ckpt.exists():
-                    ckpt.unlink()
+                sweep_dir.write_chunk(runs, outcome)
+                written.append(runs.name)
                 run_seconds += outcome.run_seconds
                 steps_done += int(outcome.metrics["env_steps"].sum())
             compiles += program.compiles
             compile_seconds += program.compile_seconds
             if interrupted:
                 break
-            bar_write(bar, f"{who}shape group {g}: {len(plan.groups[g])} configs x "
-                        f"{len(seed_list)} seeds in chunks of {plan.chunk_runs[g]} runs; "
-                        f"{program.compiles} compile(s), {program.compile_seconds:.1f}s")
+            say(f"{who}shape group {g}: {len(plan.groups[g])} configs x "
+                f"{len(seed_list)} seeds in chunks of {plan.chunk_runs[g]} runs; "
+                f"{program.compiles} compile(s), {program.compile_seconds:.1f}s")
         if processes.count > 1 and processes.index == 0 and not interrupted:
-            missing_from = _wait_for_peers(out, plan, processes, peer_timeout, bar)
+            missing_from = _wait_for_peers(sweep_dir, plan, processes, peer_timeout, say)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -412,7 +370,7 @@ def run_sweep(
     if missing_from:
         messages.append(f"gave up after {peer_timeout:g}s without a new chunk or checkpoint "
                         f"from process(es) {', '.join(map(str, missing_from))}")
-    result = collect(out, plan)
+    result = sweep_dir.collect(plan)
     result.compiles, result.compile_seconds = compiles, compile_seconds
     result.run_seconds, result.interrupted = run_seconds, interrupted
     result.steps_this_session = steps_done
@@ -426,58 +384,198 @@ def run_sweep(
     return result
 
 
-def _wait_for_peers(out: Path, plan: SweepPlan, processes: Processes, timeout: float,
-                    bar) -> list[int]:
+def _wait_for_peers(sweep_dir: SweepDir, plan: SweepPlan, processes: Processes,
+                    timeout: float, say: Callable[[str], None]) -> list[int]:
     """Process 0: wait until every chunk file exists; return the processes whose chunks
     are still missing when ``timeout`` seconds pass without any chunk activity."""
-    names = [chunk_name(g, i) for g, i in plan.chunk_ids()]
+    names = [SweepDir.chunk_name(g, i) for g, i in plan.chunk_ids()]
 
     def missing() -> list[int]:  # one directory listing per look, not a stat per chunk
-        done = {f.stem for f in (out / "chunks").glob("*.npz")}
+        done = sweep_dir.finished()
         return [k for k, n in enumerate(names) if n not in done]
 
     todo = missing()
     if todo:
         peers = sorted({k % processes.count for k in todo})
-        bar_write(bar, f"process 0 of {processes.count}: waiting for {len(todo)} chunk(s) of "
-                  f"process(es) {', '.join(map(str, peers))} (giving up after {timeout:g}s "
-                  "without a new chunk or checkpoint)")
-    if wait_until(lambda: not missing(), out, timeout):
+        say(f"process 0 of {processes.count}: waiting for {len(todo)} chunk(s) of "
+            f"process(es) {', '.join(map(str, peers))} (giving up after {timeout:g}s "
+            "without a new chunk or checkpoint)")
+    if wait_until(lambda: not missing(), sweep_dir.out, timeout):
         return []
     return sorted({k % processes.count for k in missing()})
 
 
+class SweepDir:
+    """The files of one sweep directory; every read and write of them goes through here.
+
+    ``sweep.json``: the sweep's identity (base config, grid, seeds) and its plan (shape
+    groups, runs per chunk). ``chunks/NAME.npz``: a finished chunk's runs (``point``,
+    ``seed``, ``diverged_at``, ``metric/*``, ``params/*``), one atomic write.
+    ``ckpt/NAME.npz``: the chunk in training (``driver.save_outcome``). ``csv/NAME.csv``:
+    its logged rows (``--log csv``). At the end of a command: ``results.npz``,
+    ``sweep_summary.json`` and ``metrics.csv``.
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.spec = self.out / "sweep.json"
+
+    @staticmethod
+    def identity(base: TrainConfig, grid: dict, seeds: int, first_seed: int) -> dict:
+        """What makes two sweeps the same sweep (and a re-run a resume)."""
+        return jsonable({"base": base, "grid": grid, "seeds": seeds, "first_seed": first_seed})
+
+    @staticmethod
+    def chunk_name(group: int, chunk: int) -> str:
+        """The chunk's file stem in ``chunks/``, ``ckpt/`` and ``csv/``."""
+        return f"g{group:03d}-c{chunk:05d}"
+
+    def chunk_path(self, name: str) -> Path:
+        return self.out / "chunks" / f"{name}.npz"
+
+    def checkpoint_path(self, name: str) -> Path:
+        return self.out / "ckpt" / f"{name}.npz"
+
+    def csv_path(self, name: str) -> Path:
+        return self.out / "csv" / f"{name}.csv"
+
+    def chunk_files(self) -> list[Path]:
+        """The finished chunks' files, in chunk order."""
+        return sorted((self.out / "chunks").glob("*.npz"))
+
+    def finished(self) -> set[str]:
+        """Names of the finished chunks (one directory listing)."""
+        return {f.stem for f in self.chunk_files()}
+
+    def open(self, identity: dict, points: list[Point], seeds: list[int],
+             budget_bytes: Callable[[], int], max_runs: int | None, overwrite: bool,
+             processes: Processes, peer_timeout: float) -> tuple[SweepPlan, bool]:
+        """Start the sweep ``identity`` here, or find it here to resume: (plan, resuming).
+
+        A directory holding another sweep, or other files, is refused unless
+        ``overwrite``. Processes other than 0 wait for process 0's ``sweep.json``.
+        """
+        out = self.out
+        if processes.index > 0 and not wait_until(self.spec.exists, out, peer_timeout):
+            raise ValueError(f"--out {str(out)!r} has no sweep.json from process 0 after "
+                             f"{peer_timeout:g}s; allowed: an --out on a filesystem that every "
+                             "process shares, with process 0 running")
+        resuming = self.spec.exists() and not overwrite
+        if resuming:
+            saved = json.loads(self.spec.read_text())
+            if saved["identity"] != identity:
+                diff = [k for k in identity if saved["identity"].get(k) != identity[k]]
+                fix = "pass --overwrite to replace it" if processes.count == 1 else "empty it"
+                raise ValueError(f"--out {str(out)!r} holds a different sweep (differs in: "
+                                 f"{', '.join(diff)}); {fix}, or choose another directory")
+            plan = SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])
+        else:
+            prepare_out_dir(out, overwrite)
+            budget = budget_bytes()
+            plan = make_plan(points, seeds, budget, max_runs)
+            write_json(self.spec, {"identity": identity, "groups": plan.groups,
+                                   "chunk_runs": plan.chunk_runs, "memory_budget_bytes": budget,
+                                   "devices": [str(d) for d in jax.local_devices()]})
+        devices = len(jax.local_devices())
+        if processes.count > 1 and any(size % devices for size in plan.chunk_runs):
+            raise ValueError(f"process {processes.index} has {devices} local devices, and "
+                             f"sweep.json's chunks of {plan.chunk_runs} runs do not split over "
+                             "them; allowed: the same number of local devices on every process")
+        (out / "chunks").mkdir(exist_ok=True)
+        (out / "ckpt").mkdir(exist_ok=True)
+        return plan, resuming
+
+    def load_plan(self) -> SweepPlan:
+        """The plan of the sweep here, rebuilt from its ``sweep.json``."""
+        saved = json.loads(self.spec.read_text())
+        ident = saved["identity"]
+        base = TrainConfig(**from_jsonable(ident["base"]))
+        grid = {k: list(from_jsonable(v)) for k, v in ident["grid"].items()}
+        points = expand_grid(base, grid)
+        seeds = list(range(ident["first_seed"], ident["first_seed"] + ident["seeds"]))
+        return SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])
+
+    def load_checkpoint(self, name: str, trainer: Trainer, keys: jax.Array
+                        ) -> BatchOutcome | None:
+        """The checkpoint of chunk ``name``, if any; first removes what a kill left of a
+        write of that chunk (temp files)."""
+        ckpt = self.checkpoint_path(name)
+        for stale in [*ckpt.parent.glob(f".{name}.npz.*.tmp"),
+                      *(self.out / "chunks").glob(f".{name}.npz.*.tmp")]:
+            stale.unlink()
+        return load_outcome(ckpt, trainer, keys) if ckpt.exists() else None
+
+    def write_chunk(self, runs: Runs, outcome: BatchOutcome) -> None:
+        """Write a finished chunk, then drop its checkpoint. Each run's final parameters go
+        in with its curves: one atomic file, so a kept policy exists exactly when its
+        results do."""
+        write_npz(self.chunk_path(runs.name), {
+            "point": np.asarray(runs.points),
+            "seed": np.asarray(runs.seeds),
+            "diverged_at": outcome.diverged_at,
+            "run_seconds": np.asarray(outcome.run_seconds),
+            **{f"metric/{k}": v for k, v in outcome.metrics.items()},
+            **{f"params/{k}": v for k, v in flat_params(outcome.state.params).items()}})
+        self.checkpoint_path(runs.name).unlink(missing_ok=True)
+
+    def collect(self, plan: SweepPlan | None = None) -> SweepResult:
+        """Assemble the finished chunk files into [points, seeds, ...]."""
+        plan = self.load_plan() if plan is None else plan
+        P, S = len(plan.points), len(plan.seeds)
+        U = max(p.config.num_updates for p in plan.points)
+        metrics = {k: np.full((P, S, U), np.nan) for k in METRIC_NAMES}
+        diverged_at = np.full((P, S), -1, np.int64)
+        finished = np.zeros((P, S), bool)
+        seed_pos = {s: j for j, s in enumerate(plan.seeds)}
+        for f in self.chunk_files():
+            with np.load(f) as data:
+                for r, (p, s) in enumerate(zip(data["point"], data["seed"])):
+                    j = seed_pos[int(s)]
+                    for k in METRIC_NAMES:
+                        row = data[f"metric/{k}"][r]
+                        metrics[k][p, j, :len(row)] = row
+                    diverged_at[p, j] = data["diverged_at"][r]
+                    finished[p, j] = True
+        msgs = []
+        if not finished.all():
+            msgs.append(f"{int((~finished).sum())} of {finished.size} runs not finished yet")
+        return SweepResult(plan, metrics, diverged_at, 0, 0.0, 0.0, 0.0, False, msgs, finished)
+
+    def write_results(self, result: SweepResult) -> None:
+        """``results.npz`` (every finished run's curves) and ``sweep_summary.json``."""
+        write_npz(self.out / "results.npz", {**result.metrics,
+                                             "diverged_at": result.diverged_at,
+                                             "finished": result.finished,
+                                             "seeds": np.asarray(result.plan.seeds)})
+        write_json(self.out / "sweep_summary.json", {
+            "compiles": result.compiles, "shape_groups": len(result.plan.groups),
+            "compile_seconds": result.compile_seconds, "run_seconds": result.run_seconds,
+            "wall_seconds": result.wall_seconds, "interrupted": result.interrupted,
+            "runs_finished": int(result.finished.sum()), "runs": int(result.finished.size),
+            "env_steps": int(np.nansum(result.metrics["env_steps"])),
+            "messages": result.messages})
+
+    def write_metrics_csv(self) -> Path | None:
+        """Join the chunks' CSV rows (``csv/``, in chunk order) into ``metrics.csv``."""
+        from reinforce_jax.loggers import join_csv
+
+        parts = sorted((self.out / "csv").glob("*.csv"))
+        if not parts:
+            return None
+        join_csv(parts, self.out / "metrics.csv")
+        return self.out / "metrics.csv"
+
+
+def chunk_name(group: int, chunk: int) -> str:
+    """The chunk's file stem (``SweepDir.chunk_name``)."""
+    return SweepDir.chunk_name(group, chunk)
+
+
 def load_plan(out: Path) -> SweepPlan:
     """The plan of the sweep in ``out``, rebuilt from its ``sweep.json``."""
-    saved = json.loads((Path(out) / "sweep.json").read_text())
-    ident = saved["identity"]
-    base = TrainConfig(**from_jsonable(ident["base"]))
-    grid = {k: list(from_jsonable(v)) for k, v in ident["grid"].items()}
-    points = expand_grid(base, grid)
-    seeds = list(range(ident["first_seed"], ident["first_seed"] + ident["seeds"]))
-    return SweepPlan(points, seeds, saved["groups"], saved["chunk_runs"])
+    return SweepDir(out).load_plan()
 
 
 def collect(out: Path, plan: SweepPlan | None = None) -> SweepResult:
     """Assemble the finished chunk files of a sweep directory into [points, seeds, ...]."""
-    out = Path(out)
-    plan = load_plan(out) if plan is None else plan
-    P, S = len(plan.points), len(plan.seeds)
-    U = max(p.config.num_updates for p in plan.points)
-    metrics = {k: np.full((P, S, U), np.nan) for k in METRIC_NAMES}
-    diverged_at = np.full((P, S), -1, np.int64)
-    finished = np.zeros((P, S), bool)
-    seed_pos = {s: j for j, s in enumerate(plan.seeds)}
-    for f in sorted((out / "chunks").glob("*.npz")):
-        with np.load(f) as data:
-            for r, (p, s) in enumerate(zip(data["point"], data["seed"])):
-                j = seed_pos[int(s)]
-                for k in METRIC_NAMES:
-                    row = data[f"metric/{k}"][r]
-                    metrics[k][p, j, :len(row)] = row
-                diverged_at[p, j] = data["diverged_at"][r]
-                finished[p, j] = True
-    msgs = []
-    if not finished.all():
-        msgs.append(f"{int((~finished).sum())} of {finished.size} runs not finished yet")
-    return SweepResult(plan, metrics, diverged_at, 0, 0.0, 0.0, 0.0, False, msgs, finished)
+    return SweepDir(out).collect(plan)
