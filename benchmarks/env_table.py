@@ -23,14 +23,13 @@ import shlex
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from reinforce_jax import TrainConfig
 from reinforce_jax.driver import final_returns, run_training
-from reinforce_jax.envs import make_env
+from reinforce_jax.evaluate import random_returns
 from reinforce_jax.io import write_json
+from reinforce_jax.scores import PUBLISHED
 from reinforce_jax.stats import bootstrap_ci, iqm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,24 +95,6 @@ CONFIGS: dict[str, tuple[dict, str]] = {
     "MiniGrid-Empty-6x6": (dict(num_updates=60), "XLand-MiniGrid: the conv torso on the "
                            "agent's 7x7 view; the goal pays 1 - 0.9 steps/144"),
 }
-# published returns: gymnax's README (its return column for its PPO and ES checkpoints,
-# trained with gymnax-blines; PPO there had 10M steps on MinAtar)
-_G = "gymnax README"
-PUBLISHED: dict[str, tuple[float, str]] = {
-    "CartPole-v1": (500, f"PPO, ES; {_G}"), "Pendulum-v1": (-130, f"PPO, ES; {_G}"),
-    "Acrobot-v1": (-80, f"PPO, ES; {_G}"), "MountainCar-v0": (-118, f"PPO, ES; {_G}"),
-    "MountainCarContinuous-v0": (92, f"PPO, ES; {_G}"),
-    "Asterix-MinAtar": (15, f"PPO; {_G}"), "Breakout-MinAtar": (28, f"PPO; {_G}"),
-    "Freeway-MinAtar": (58, f"PPO; {_G}"), "SpaceInvaders-MinAtar": (131, f"PPO; {_G}"),
-    "Catch-bsuite": (1, f"PPO, ES; {_G}"), "DeepSea-bsuite": (0, f"PPO, ES; {_G}"),
-    "MemoryChain-bsuite": (0.1, f"PPO, ES; {_G}"),
-    "UmbrellaChain-bsuite": (1, f"PPO, ES; {_G}"),
-    "DiscountingChain-bsuite": (1.1, f"PPO, ES; {_G}"),
-    "FourRooms-misc": (1, f"PPO, ES; {_G}"), "MetaMaze-misc": (32, f"ES, LSTM; {_G}"),
-    "PointRobot-misc": (10, f"ES, LSTM; {_G}"),
-    "BernoulliBandit-misc": (90, f"ES, LSTM; {_G}"),
-    "GaussianBandit-misc": (0, f"ES, LSTM; {_G}"),
-}
 NOT_RUN = {"MNISTBandit-bsuite": "needs the MNIST files, which gymnax downloads (offline here)"}
 
 
@@ -129,33 +110,6 @@ def command(env: str, overrides: dict, seeds: int) -> str:
         else:
             parts += [flag, str(value)]
     return shlex.join(parts)
-
-
-def random_returns(env_name: str, episodes: int = RANDOM_EPISODES, seed: int = 0) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` episodes of uniformly random actions, each up
-    to the env's time limit."""
-    env, params, spec = make_env(env_name)
-    space = env.action_space(params)
-
-    def episode(key):
-        key_reset, key_play = jax.random.split(key)
-        obs, state = env.reset(key_reset, params)
-
-        def step(carry, key):
-            state, alive, ret = carry
-            key_act, key_step = jax.random.split(key)
-            _, state, reward, terminated, truncated, _ = env.step(key_step, state,
-                                                                  space.sample(key_act), params)
-            done = terminated | truncated
-            ret = ret + jnp.where(alive, reward.astype(jnp.float32), 0.0)
-            return (state, alive & ~done, ret), None
-
-        keys = jax.random.split(key_play, spec.max_steps)
-        (_, _, ret), _ = jax.lax.scan(step, (state, jnp.bool_(True), jnp.float32(0.0)), keys)
-        return ret
-
-    keys = jax.random.split(jax.random.key(seed), episodes)
-    return np.asarray(jax.jit(jax.vmap(episode))(keys), np.float64)
 
 
 def stats(x: np.ndarray) -> dict:

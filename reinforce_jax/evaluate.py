@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from reinforce_jax.envs import make_env
 
 from reinforce_jax.policy import PolicySet
 from reinforce_jax.rollout import reset_envs
@@ -105,3 +108,30 @@ def evaluate(policies: PolicySet, episodes: int = 20, greedy: bool = False,
     returns, lengths = jax.device_get(jax.jit(jax.vmap(one_seed))(policies.params, keys))
     return Evaluation(list(policies.seeds), np.asarray(returns, np.float64),
                       np.asarray(lengths, np.int64), policies.diverged_at >= 0, greedy, seed)
+
+
+def random_returns(env_name: str, episodes: int = 1024, seed: int = 0) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes of uniformly random actions
+    (``action_space.sample``), each up to the env's own time limit: the floor that
+    normalized scores start from."""
+    env, params, spec = make_env(env_name)
+    space = env.action_space(params)
+
+    def episode(key):
+        key_reset, key_play = jax.random.split(key)
+        _, state = env.reset(key_reset, params)
+
+        def step(carry, key):
+            state, alive, ret = carry
+            key_act, key_step = jax.random.split(key)
+            _, state, reward, terminated, truncated, _ = env.step(
+                key_step, state, space.sample(key_act), params)
+            ret = ret + jnp.where(alive, reward.astype(jnp.float32), 0.0)
+            return (state, alive & ~(terminated | truncated), ret), None
+
+        keys = jax.random.split(key_play, spec.max_steps)
+        (_, _, ret), _ = jax.lax.scan(step, (state, jnp.bool_(True), jnp.float32(0.0)), keys)
+        return ret
+
+    keys = jax.random.split(jax.random.key(seed), episodes)
+    return np.asarray(jax.jit(jax.vmap(episode))(keys), np.float64)
