@@ -127,6 +127,33 @@ def test_every_static_import_is_declared(folder, extra):
         f"{m} ({found[m]})" for m in missing)
 
 
+def importorskip_modules(folder: str) -> dict[str, str]:
+    """Top-level name -> first test file loading it with ``pytest.importorskip("name")``:
+    optional libraries the static check does not see, since no import statement names them."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / folder).rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "importorskip" and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                found.setdefault(node.args[0].value.split(".")[0], str(path.relative_to(ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("folder", ["tests", "parity"])
+def test_every_optional_import_in_tests_belongs_to_an_extra(folder):
+    """A test may skip when a library is missing, but the library must still be one that some
+    extra of ours installs (parity/test_libraries.py: the torchrl and rlax extras). Modules
+    not installed here are skipped by their tests and cannot be mapped to a distribution."""
+    found = importorskip_modules(folder)
+    extras = md.metadata(PROJECT).get_all("Provides-Extra") or []
+    installed = set(md.packages_distributions())
+    missing = [m for m in sorted(found) if m in installed
+               and all(undeclared({m}, extra) for extra in extras)]
+    assert not missing, "importorskip of a library no extra declares: " + ", ".join(
+        f"{m} ({found[m]})" for m in missing)
+
+
 # Imports every non-test module of the packages with the undeclared distributions hidden:
 # a finder refuses the top-level names that only they provide, as if they were not
 # installed. An optional import (jax tries filelock) then takes its fallback; a needed one
@@ -177,9 +204,17 @@ def test_the_runtime_check_fails_without_a_needed_package():
 
 
 def test_benchmarks_is_not_installed_as_a_package(tmp_path):
-    """Another project owns "benchmarks" on PyPI: ours runs from the repository root only."""
-    probe = "import importlib.util as u; print(u.find_spec('benchmarks'), u.find_spec('parity'))"
+    """Another project owns "benchmarks" on PyPI: ours runs from the repository root only.
+    The check is on where a "benchmarks" is found, not on whether one is: torchrl 0.14 (the
+    torchrl extra) puts a top-level benchmarks/ folder of its own into site-packages."""
+    probe = ("import importlib.util as u, json; specs = [u.find_spec(m) for m in "
+             "('benchmarks', 'parity')]; print(json.dumps([s and list("
+             "s.submodule_search_locations or [s.origin]) for s in specs]))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)
-    found_benchmarks, found_parity = out.stdout.split(" ", 1)
-    assert found_benchmarks == "None" and found_parity.strip() != "None", out.stdout
+    found_benchmarks, found_parity = json.loads(out.stdout)
+    assert found_parity, out.stdout + out.stderr
+    ours = [p for p in found_benchmarks or [] if Path(p).resolve() == ROOT / "benchmarks"]
+    assert not ours, found_benchmarks
+    shipped = [str(f) for f in md.files(PROJECT) or [] if f.parts[0] == "benchmarks"]
+    assert not shipped, shipped
