@@ -30,9 +30,11 @@ from reinforce_jax.envs import make_env
 from reinforce_jax.faithful import per_step_updates
 from reinforce_jax.io import write_json
 from reinforce_jax.optim import make_optimizer, set_learning_rate
+from reinforce_jax.plots import mean_with_band, pyplot
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
+from reinforce_jax.report import final_scores
 from reinforce_jax.rollout import reset_envs, rollout
-from reinforce_jax.stats import summarize
+from reinforce_jax.stats import final_return, summarize
 from reinforce_jax.sweep import run_sweep
 from reinforce_jax.train import make_policy
 
@@ -49,15 +51,6 @@ def ci(x) -> dict:
     finite = x[np.isfinite(x)]
     out.update(min=float(finite.min()), max=float(finite.max()))
     return out
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ---------------------------------------------------------------- the FourCurves bandit
@@ -147,7 +140,7 @@ def fourcurves(quick: bool) -> dict:
               + "; sigma " + ", ".join(f"{v['mean']:.3f}" for v in
                                        out[name]["sigma_per_curve"].values())
               + f"; {wall:.1f}s")
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), dpi=110)
     xs = next(iter(curves_plot.values()))[0]
     truth = [xs, xs**2, xs**3, np.sin(xs)]
@@ -175,8 +168,7 @@ def gamma_t(quick: bool) -> dict:
     res = run_sweep(base, {"gamma_t_weighting": [False, True]}, seeds, out_dir, overwrite=True,
                     progress=False)
     wall = time.perf_counter() - t0
-    final = res.metrics["episode_return"][:, :, -10:].mean(-1)
-    final = np.where(res.diverged_at >= 0, np.nan, final)
+    final = final_scores(res)
     out = {"seeds": seeds, "config": base, "wall_seconds": wall, "compiles": res.compiles,
            "unweighted (common practice)": ci(final[0]), "gamma^t weighted (Sutton-Barto)":
            ci(final[1]), "sweep_dir": str(out_dir.relative_to(ROOT))}
@@ -190,17 +182,13 @@ def gamma_t(quick: bool) -> dict:
 
 
 def _curve_plot(curves: dict, title: str, path: Path, ylabel: str = "episode return"):
-    from reinforce_jax.stats import bootstrap_ci_curve
-
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for name, c in curves.items():
         c = np.asarray(c, np.float64)
         c = c[np.all(np.isfinite(c), axis=1)]
-        x = np.arange(1, c.shape[1] + 1)
-        low, high = bootstrap_ci_curve(c, num_resamples=500)
-        ax.fill_between(x, low, high, alpha=0.25)
-        ax.plot(x, c.mean(0), lw=1.8, label=f"{name} ({c.shape[0]} seeds)")
+        mean_with_band(ax, np.arange(1, c.shape[1] + 1), c, lw=1.8, num_resamples=500,
+                       label=f"{name} ({c.shape[0]} seeds)")
     ax.set_xlabel("update")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -226,8 +214,7 @@ def baseline(quick: bool) -> dict:
                     ROOT / "runs" / f"reference-baseline-walk{'-quick' if quick else ''}",
                     max_runs_per_chunk=64, overwrite=True, progress=False)
     walk_wall = time.perf_counter() - t0
-    last100 = np.where(res.diverged_at >= 0, np.nan,
-                       res.metrics["episode_return"][:, :, -100:].mean(-1))
+    last100 = final_scores(res, window=100)
     out["LineWalk"] = {"seeds": seeds, "config": walk, "wall_seconds": walk_wall,
                        "metric": "mean return over the last 100 episodes (as the original)",
                        "no baseline": ci(last100[0]), "with baseline": ci(last100[1]),
@@ -243,8 +230,7 @@ def baseline(quick: bool) -> dict:
     res = run_sweep(cart, {"baseline": ["none", "shared"]}, cp_seeds,
                     ROOT / "runs" / f"reference-baseline-cartpole{'-quick' if quick else ''}",
                     overwrite=True, progress=False)
-    final = np.where(res.diverged_at >= 0, np.nan,
-                     res.metrics["episode_return"][:, :, -10:].mean(-1))
+    final = final_scores(res)
     out["CartPole-v1"] = {"seeds": cp_seeds, "config": cart,
                           "wall_seconds": time.perf_counter() - t0,
                           "no baseline": ci(final[0]), "with baseline": ci(final[1])}
@@ -306,7 +292,7 @@ def digitmatch(quick: bool) -> dict:
             print(f"DigitMatch-{n} {label}: P(exact) {p_exact.mean():.3f} "
                   f"[{p_exact.min():.3f}..{p_exact.max():.3f}], greedy {greedy.mean():.3f}, "
                   f"{res.run_seconds + res.compile_seconds:.1f}s")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     labels = [k for k in out]
     vals = [out[k]["p_exact (expected share of exact sampled answers)"]["mean"] for k in labels]
@@ -357,7 +343,7 @@ def cartpole(quick: bool) -> dict:
     returns = np.asarray(jax.block_until_ready(jax.jit(jax.vmap(train))(
         seed_keys(list(range(seeds))))))
     wall = time.perf_counter() - t0
-    last100 = returns[:, -100:].mean(1)
+    last100 = final_return(returns, window=100)
     out["faithful per-step mode"] = {
         "seeds": seeds, "episodes": episodes, "wall_seconds_incl_compile": wall,
         "last-100-episode mean return": ci(last100),
@@ -377,7 +363,7 @@ def cartpole(quick: bool) -> dict:
     print(f"vectorized: final {final.mean():.1f} (min {final.min():.1f}, "
           f"{(final >= 475).sum()}/16 >= 475) in {wall:.1f}s wall "
           f"({res.compile_seconds:.1f}s compile)")
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), dpi=110)
     k = max(1, episodes // 100)
     smooth = returns[:, : episodes // k * k].reshape(seeds, -1, k).mean(-1)

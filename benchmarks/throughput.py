@@ -310,11 +310,9 @@ def report(r: dict) -> None:
 
 
 def plot(r: dict, path: Path) -> None:
-    import matplotlib
+    from reinforce_jax.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     ax = axes[0]
     for key, label in (("env_only", "env only"), ("rollout", "rollout (policy + env)"),

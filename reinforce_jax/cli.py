@@ -27,9 +27,7 @@ from reinforce_jax.config import TrainConfig
 from reinforce_jax.driver import TrainResult, final_returns, run_training
 from reinforce_jax.io import prepare_out_dir, write_json, write_npz
 from reinforce_jax.plots import plot_curves
-from reinforce_jax.stats import summarize
-
-FINAL_WINDOW = 10  # final_return = mean episode return over this many last updates
+from reinforce_jax.stats import FINAL_WINDOW, summarize
 
 # Exit codes (README, "Exit codes").
 EXIT_OK = 0  # finished; diverged seeds, if any, are reported and excluded

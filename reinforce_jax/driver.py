@@ -22,6 +22,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from reinforce_jax.checkpoint import load_state, save_state
 from reinforce_jax.config import HyperParams, TrainConfig
+from reinforce_jax.stats import FINAL_WINDOW, final_return
 from reinforce_jax.train import METRIC_NAMES, Trainer
 
 
@@ -457,12 +458,10 @@ def run_training(
     )
 
 
-def final_returns(result: TrainResult, last: int = 10) -> np.ndarray:
-    """Mean episode return over the last ``last`` updates per seed; NaN if diverged."""
-    curves = result.metrics["episode_return"]
-    if curves.shape[1] == 0:
-        return np.full(curves.shape[0], np.nan)
-    final = curves[:, -last:].mean(axis=1)
+def final_returns(result: TrainResult, last: int = FINAL_WINDOW) -> np.ndarray:
+    """Mean episode return over the last ``last`` updates per seed (``stats.final_return``);
+    NaN if diverged."""
+    final = final_return(result.metrics["episode_return"], window=last)
     return np.where(result.diverged_at >= 0, np.nan, final)
 
 

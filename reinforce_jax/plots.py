@@ -36,7 +36,7 @@ def curves_figure(curves: np.ndarray, env_steps: np.ndarray, title: str,
       env_steps: [seeds, updates], valid env steps per update; the x-axis is the mean
         over the finite seeds (all seeds if none) of their cumulative sum.
     """
-    plt = _pyplot()
+    plt = pyplot()
     curves = np.asarray(curves, np.float64)
     bad = np.zeros(curves.shape[0], bool) if diverged is None else np.asarray(diverged, bool)
     steps = np.asarray(env_steps)
@@ -50,9 +50,8 @@ def curves_figure(curves: np.ndarray, env_steps: np.ndarray, title: str,
                 ls="--" if bad[i] else "-")
     good = curves[~bad]
     if good.size:
-        low, high = bootstrap_ci_curve(good)
-        ax.fill_between(x, low, high, color="tab:blue", alpha=0.25, label="95% CI of the mean")
-        ax.plot(x, good.mean(0), color="tab:blue", lw=2, label=f"mean of {len(good)} seeds")
+        mean_with_band(ax, x, good, color="tab:blue", lw=2, label=f"mean of {len(good)} seeds",
+                       band_label="95% CI of the mean")
     if bad.any():
         ax.plot([], [], color="tab:red", ls="--", label=f"{int(bad.sum())} diverged (excluded)")
     from matplotlib.ticker import EngFormatter, MaxNLocator
@@ -75,6 +74,26 @@ def curves_figure(curves: np.ndarray, env_steps: np.ndarray, title: str,
     return fig
 
 
+def mean_with_band(ax, x: np.ndarray, curves: np.ndarray, *, color=None, lw: float = 1.6,
+                   label: str | None = None, band_label: str | None = None,
+                   alpha: float = 0.25, num_resamples: int = 1000):
+    """Draw the mean over runs of ``curves`` against ``x`` with its pointwise 95%
+    bootstrap CI (``stats.bootstrap_ci_curve``) as a band behind it; no band for one run.
+
+    Args:
+      x: [points]; curves: [runs, points], finite.
+    Returns:
+      the mean's line.
+    """
+    curves = np.asarray(curves, np.float64)
+    (line,) = ax.plot(x, curves.mean(0), color=color, lw=lw, label=label)
+    if curves.shape[0] > 1:
+        low, high = bootstrap_ci_curve(curves, num_resamples=num_resamples)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=alpha, label=band_label,
+                        zorder=line.get_zorder() - 0.1)
+    return line
+
+
 def _linear_map(xp: np.ndarray, fp: np.ndarray):
     """Piecewise-linear ``xp -> fp``, continued past both ends along the end segments (so
     the top axis's ticks stay right in the plot's margins)."""
@@ -93,10 +112,12 @@ def plot_curves(curves: np.ndarray, path: Path, title: str, ylabel: str = "episo
     cumulative env steps (``curves_figure``); written to ``path``."""
     fig = curves_figure(curves, env_steps, title, ylabel, diverged)
     fig.savefig(path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no display needed): every
+    figure of this package and its benchmarks is drawn through it."""
     import matplotlib
 
     matplotlib.use("Agg")

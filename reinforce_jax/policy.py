@@ -213,9 +213,10 @@ def load_policies(run_dir: Path, point: int | None = None) -> PolicySet:
 
 
 def _load_sweep_policies(out: Path, point: int | None) -> PolicySet:
-    from reinforce_jax.sweep import load_plan
+    from reinforce_jax.sweep import SweepDir
 
-    plan = load_plan(out)
+    sweep_dir = SweepDir(out)
+    plan = sweep_dir.load_plan()
     count = len(plan.points)
     if point is None and count == 1:
         point = 0
@@ -225,7 +226,7 @@ def _load_sweep_policies(out: Path, point: int | None) -> PolicySet:
                          f"the sweep in {str(out)!r} (see its report)")
     runs: dict[int, tuple[dict, int]] = {}  # seed -> (its parameters, diverged_at)
     updates_done = []  # a chunk whose runs all diverged stopped early
-    for f in sorted((out / "chunks").glob("*.npz")):
+    for f in sweep_dir.chunk_files():
         with np.load(f) as data:
             keys = [k for k in data.files if k.startswith("params/")]
             for r, (p, s) in enumerate(zip(data["point"], data["seed"])):

@@ -85,9 +85,9 @@ def render_gif(policy: Policy, out: Path, key: jax.Array, greedy: bool = False,
     check_renderable(policy)
     states, rewards, ended = play_episode(policy, key, greedy, max_frames)
     frames = len(rewards)
-    import matplotlib
+    from reinforce_jax.plots import pyplot
 
-    matplotlib.use("Agg")
+    pyplot()  # gymnax's visualizer draws with pyplot: no display here
     # gymnasium starts pygame for every frame: no window, no sound device, no banner
     # (else SDL probes for both and prints an error per frame on a headless machine)
     for name, value in (("SDL_VIDEODRIVER", "dummy"), ("SDL_AUDIODRIVER", "dummy"),

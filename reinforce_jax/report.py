@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reinforce_jax.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
+from reinforce_jax.plots import pyplot
+from reinforce_jax.stats import (
+    FINAL_WINDOW,
+    final_return,
+    iqm,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+)
 from reinforce_jax.sweep import SweepResult, collect, format_value
 
 METRICS = ("iqm", "mean")
@@ -25,17 +32,16 @@ def usable_runs(result: SweepResult) -> np.ndarray:
     return ok if result.finished is None else ok & result.finished
 
 
-def final_scores(result: SweepResult, window: int = 10) -> np.ndarray:
-    """[points, seeds] final returns; NaN for a diverged or unfinished run."""
+def final_scores(result: SweepResult, window: int = FINAL_WINDOW) -> np.ndarray:
+    """[points, seeds] final returns (``stats.final_return``); NaN for a diverged or
+    unfinished run."""
     curves = result.metrics["episode_return"]
-    out = np.full(curves.shape[:2], np.nan)
-    for p, point in enumerate(result.plan.points):
-        u = point.config.num_updates
-        out[p] = curves[p, :, max(0, u - window):u].mean(axis=-1)
+    out = np.stack([final_return(curves[p], point.config.num_updates, window)
+                    for p, point in enumerate(result.plan.points)])
     return np.where(usable_runs(result), out, np.nan)
 
 
-def sweep_table(result: SweepResult, metric: str = "iqm", window: int = 10,
+def sweep_table(result: SweepResult, metric: str = "iqm", window: int = FINAL_WINDOW,
                 reference: int | None = None) -> list[dict]:
     """One row per configuration, sorted best first by ``metric``."""
     if metric not in METRICS:
@@ -93,21 +99,19 @@ def format_table(rows: list[dict], metric: str, reference_label: str) -> str:
 def plot_sweep_curves(result: SweepResult, path: Path, order: list[int], top: int = 10) -> None:
     """Learning curves (mean over finite runs) with 95% bootstrap bands, best ``top``,
     against cumulative env steps (``sweep_curves_figure``); written to ``path``."""
-    plt = _pyplot()
     fig = sweep_curves_figure(result, order, top)
     fig.savefig(path)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def sweep_curves_figure(result: SweepResult, order: list[int], top: int = 10):
     """The figure ``plot_sweep_curves`` saves. Each configuration's x is the mean over its
     finite runs of their cumulative env steps, so configurations with different
     num_envs or horizon line up by the experience they used."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import EngFormatter
 
-    from reinforce_jax.plots import ENV_STEPS_LABEL, cumulative_env_steps
-    from reinforce_jax.stats import bootstrap_ci_curve
+    from reinforce_jax.plots import ENV_STEPS_LABEL, cumulative_env_steps, mean_with_band
 
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
     curves = result.metrics["episode_return"]
@@ -120,11 +124,8 @@ def sweep_curves_figure(result: SweepResult, order: list[int], top: int = 10):
             continue
         good = curves[p, ok, :u]
         x = cumulative_env_steps(result.metrics["env_steps"][p, ok, :u])
-        if good.shape[0] > 1:
-            low, high = bootstrap_ci_curve(good)
-            ax.fill_between(x, low, high, color=colors(c % 10), alpha=0.2)
-        ax.plot(x, good.mean(0), color=colors(c % 10), lw=1.6,
-                label=f"{result.plan.points[p].label} ({good.shape[0]} seeds)")
+        mean_with_band(ax, x, good, color=colors(c % 10), alpha=0.2,
+                       label=f"{result.plan.points[p].label} ({good.shape[0]} seeds)")
     ax.set_xlabel(ENV_STEPS_LABEL + ", mean over a configuration's runs")
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 1.5M, not an offset "1e6"
     ax.set_ylabel("episode return")
@@ -140,7 +141,7 @@ def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
                      metric: str = "iqm") -> list[Path]:
     """Per swept field with several values: ``metric`` and its CI against the value, one
     line per combination of the other swept fields (at most 8)."""
-    plt = _pyplot()
+    plt = pyplot()
     by_point = {r["point"]: r for r in rows}
     points = result.plan.points
     fields = [k for k in points[0].values if len({format_value(p.values[k]) for p in points}) > 1]
@@ -182,7 +183,7 @@ def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
     return written
 
 
-def report(run_dir: Path, metric: str = "iqm", window: int = 10,
+def report(run_dir: Path, metric: str = "iqm", window: int = FINAL_WINDOW,
            reference: int | None = None, result: SweepResult | None = None) -> str:
     """Print and return the table of ``run_dir``; write curves.png and sensitivity plots."""
     from reinforce_jax.io import write_json
@@ -208,11 +209,3 @@ def report(run_dir: Path, metric: str = "iqm", window: int = 10,
           + "".join(f", {p.name}" for p in plots) + "}")
     return text
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

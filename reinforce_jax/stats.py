@@ -9,6 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
+FINAL_WINDOW = 10  # final return = mean episode return over this many last updates
+
+
+def final_return(curves: np.ndarray, updates: int | None = None,
+                 window: int = FINAL_WINDOW) -> np.ndarray:
+    """Final return: the mean of each run's last ``window`` values among its first
+    ``updates`` (the updates it did; a sweep pads shorter runs with NaN).
+
+    Args:
+      curves: [..., U] mean episode return per update.
+      updates: updates done, <= U; default U.
+    Returns:
+      [...]; NaN for runs with no update. Diverged runs are the caller's to mask.
+    """
+    curves = np.asarray(curves, np.float64)
+    done = curves.shape[-1] if updates is None else int(updates)
+    if done == 0:
+        return np.full(curves.shape[:-1], np.nan)
+    return curves[..., max(0, done - window):done].mean(axis=-1)
+
 
 def iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Interquartile mean: the mean of the middle 50% (25% trimmed from each end)."""

@@ -8,9 +8,11 @@ so they split the grid into groups, one compile per distinct static configuratio
 Every group is cut into equal chunks of runs sized to a memory budget (the last chunk
 padded), each chunk sharded over the local devices.
 
-A sweep directory is resumable: each finished chunk is written atomically to
-``chunks/``, a chunk in progress is checkpointed to ``ckpt/``, and re-running the same
-command skips what is done. Several processes (hosts) can share one sweep directory,
+A sweep directory (``SweepDir``, which owns its files) is resumable: each finished chunk
+is written atomically to ``chunks/``, a chunk in progress is checkpointed to ``ckpt/``,
+and re-running the same command skips what is done. Each chunk is one batch of the
+driver's host loop, so progress, divergence checks, checkpoints and loggers are the same
+callbacks as in ``train``. Several processes (hosts) can share one sweep directory,
 each training its own chunks: see ``reinforce_jax.distributed``.
 """
 
