@@ -7,6 +7,8 @@ libraries"). rlax and TorchRL are optional extras (``pip install
 Everything runs in float64, and the batches are small fixed random draws.
 """
 
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import jax
@@ -35,6 +37,15 @@ def x64():
 @pytest.fixture(scope="module")
 def rlax():
     return pytest.importorskip("rlax")
+
+
+def test_the_readme_table_names_every_test_here():
+    """README's "Conventions of other libraries" table cites these tests by name."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme[readme.index("### Conventions of other libraries"):]
+    cited = set(re.findall(r"`(test_\w+)`", table))
+    here = set(re.findall(r"^def (test_\w+)", Path(__file__).read_text(), re.M))
+    assert cited == here - {"test_the_readme_table_names_every_test_here"}
 
 
 def episodes(seed=0):
@@ -202,9 +213,9 @@ def test_rlax_policy_gradient_loss_takes_one_categorical_action(rlax):
 
 @pytest.fixture(scope="module")
 def trl():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchrl")
     return SimpleNamespace(
-        torch=torch,
+        torch=pytest.importorskip("torch"),
         TensorDict=pytest.importorskip("tensordict").TensorDict,
         TensorDictModule=pytest.importorskip("tensordict.nn").TensorDictModule,
         modules=pytest.importorskip("torchrl.modules"),
@@ -383,12 +394,13 @@ def test_torchrl_actor_loss_is_our_mean_loss(trl):
     """loss_actor is -log pi(a|s) * A.detach() averaged over all N * T elements: our
     reinforce_loss with reduction="mean" on the same advantage, in value and in the actor's
     gradient. The critic gets no gradient from it (the estimator runs on detached critic
-    parameters), as our stop_gradient(V) gives none."""
+    parameters), as our stop_gradient(V) gives none. There is no entropy term."""
     e = episodes()
     w = Weights.draw()
     td = tensordict(trl, e)
     module = reinforce_loss_module(trl, w)
     out = module(td)
+    assert set(out.keys()) == {"loss_actor", "loss_value"}
     adv = tm(td["advantage"])
     ours, grads = jax.value_and_grad(lambda p: our_loss(our_logits(p, e.obs), e.actions, adv))(
         (w.pi_w, w.pi_b))
