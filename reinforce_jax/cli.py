@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import json
 import re
 import signal
 import sys
@@ -207,6 +208,13 @@ def print_summary(result: TrainResult, summary: dict, out: Path) -> None:
 class Grid:
     """Values to sweep; a field left empty keeps the base config's value."""
 
+    env: tuple[str, ...] = ()
+    """e.g. --grid.env CartPole-v1 Acrobot-v1: one sweep over several envs; `report` then
+    adds normalized scores across them (one compile per value)."""
+    num_updates: tuple[int, ...] = ()
+    """(one compile per value)"""
+    optimizer: tuple[Literal["adam", "sgd"], ...] = ()
+    """(one compile per value)"""
     learning_rate: tuple[float, ...] = ()
     """e.g. --grid.learning-rate 1e-3 3e-3 1e-2 (traced: no recompile)."""
     gamma: tuple[float, ...] = ()
@@ -486,6 +494,7 @@ def report_cmd(
     metric: Literal["iqm", "mean"] = "iqm",
     window: int = FINAL_WINDOW,
     reference: int | None = None,
+    references: Path | None = None,
 ) -> Exit:
     """Print a sweep's table (sorted by --metric) and write its plots.
 
@@ -494,6 +503,9 @@ def report_cmd(
       metric: sort by the IQM or the mean of the final return.
       window: final return = mean episode return over this many last updates.
       reference: configuration index for the probability of improvement (default: the best).
+      references: for a sweep over several envs, a JSON file {env: [random, best]} of the
+        returns that normalize to 0 and 1 (default: a random policy's, measured, and the
+        best gymnax publishes; an env with neither needs it).
     """
     from reinforce_jax.report import report, usable_runs
     from reinforce_jax.sweep import collect
@@ -503,8 +515,16 @@ def report_cmd(
     if not (Path(run_dir) / "sweep.json").exists():
         raise ValueError(f"run_dir={str(run_dir)!r} has no sweep.json; allowed: a directory "
                          "written by `reinforce-jax sweep`")
+    refs = None
+    if references is not None:
+        try:
+            refs = json.loads(Path(references).read_text())
+            assert isinstance(refs, dict) and all(len(v) == 2 for v in refs.values())
+        except (OSError, ValueError, AssertionError, TypeError):
+            raise ValueError(f"references={str(references)!r}; allowed: a JSON file mapping "
+                             "env names to [random return, best return]") from None
     result = collect(run_dir)
-    report(run_dir, metric, window, reference, result=result)
+    report(run_dir, metric, window, reference, result=result, references=refs)
     usable, total = int(usable_runs(result).sum()), int(result.diverged_at.size)
     if usable == 0:
         return Exit(EXIT_DIVERGED, f"no finished run with a finite result ({total} runs in "

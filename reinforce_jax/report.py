@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from reinforce_jax.plots import pyplot
+from reinforce_jax.scores import aggregate, normalize, rliable_layout
+from reinforce_jax.scores import reference as reference_scores
 from reinforce_jax.stats import (
     FINAL_WINDOW,
     final_return,
@@ -152,6 +154,9 @@ def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
         combos = {}
         for p in points:
             combos.setdefault(tuple(format_value(p.values[k]) for k in others), []).append(p)
+        # names (env, optimizer, baseline, ...) sit at evenly spaced ticks
+        names = [format_value(v) for v in dict.fromkeys(p.values[field] for p in points)
+                 if isinstance(v, str)]
         for combo, members in itertools.islice(combos.items(), 8):
             xs, ys, lo, hi = [], [], [], []
             for p in members:
@@ -159,16 +164,18 @@ def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
                 if not r["n"]:
                     continue
                 v = p.values[field]
-                xs.append(float(v) if not isinstance(v, tuple) else float(sum(v)))
+                xs.append(names.index(format_value(v)) if names else
+                          float(v) if not isinstance(v, tuple) else float(sum(v)))
                 ys.append(r[metric])
                 ci = r[f"{metric}_ci"]
                 lo.append(r[metric] - ci[0])
                 hi.append(ci[1] - r[metric])
             label = " ".join(f"{k}={v}" for k, v in zip(others, combo)) or metric
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
-        positive = all(float(p.values[field]) > 0 for p in points
-                       if not isinstance(p.values[field], tuple))
-        if field in ("learning_rate", "ent_coef", "max_grad_norm") and positive:
+        if names:
+            ax.set_xticks(range(len(names)), names, fontsize=7)
+        elif field in ("learning_rate", "ent_coef", "max_grad_norm") and all(
+                float(p.values[field]) > 0 for p in points):
             ax.set_xscale("log")
         ax.set_xlabel(field + (" (sum of widths)" if field == "hidden_sizes" else ""))
         ax.set_ylabel(f"final return, {metric} (95% CI)")
@@ -183,8 +190,61 @@ def plot_sensitivity(result: SweepResult, rows: list[dict], out_dir: Path,
     return written
 
 
+def across_envs(result: SweepResult, window: int = FINAL_WINDOW,
+                references: dict | None = None, metric: str = "iqm") -> dict | None:
+    """For a sweep over several envs: per configuration (a point's values other than its
+    env), every run's final return normalized on its env (``scores.normalize``: random 0,
+    best known 1), aggregated over the envs (``scores.aggregate``), best first by
+    ``metric``. None for a one-env sweep; ``{"error": why}`` when an env cannot be
+    normalized."""
+    points = result.plan.points
+    envs = list(dict.fromkeys(p.config.env for p in points))
+    if len(envs) < 2:
+        return None
+    try:
+        refs = {env: reference_scores(env, references) for env in envs}
+    except ValueError as err:
+        return {"envs": envs, "error": str(err)}
+    finals = final_scores(result, window)
+    configs: dict[str, dict[str, np.ndarray]] = {}
+    for p in points:
+        label = ", ".join(f"{k}={format_value(v)}" for k, v in p.values.items()
+                          if k != "env") or "base config"
+        configs.setdefault(label, {})[p.config.env] = normalize(p.config.env, finals[p.index],
+                                                                references)
+    rows = [{"config": label, **aggregate(by_env)} for label, by_env in configs.items()]
+    rows.sort(key=lambda r: -r.get(metric, -math.inf))
+    return {"envs": envs, "references": refs, "rows": rows,
+            "rliable": rliable_layout(configs, envs)}
+
+
+def format_across(across: dict, metric: str) -> str:
+    if "error" in across:
+        return (f"across {len(across['envs'])} envs: no normalized scores: "
+                f"{across['error']}")
+    lines = [f"across {len(across['envs'])} envs, normalized final return (0: random policy,"
+             " 1: best known; CIs: stratified bootstrap over runs within each env):",
+             f"  {'configuration':<36} {'runs':>5}  {'IQM [95% CI]':>22}  "
+             f"{'mean [95% CI]':>22}  per env"]
+    for r in across["rows"]:
+        per_env = ", ".join(f"{env} {'-' if v is None else f'{v:.2f}'}"
+                            for env, v in r["per_env"].items())
+        if "mean" not in r:
+            lines.append(f"  {r['config']:<36} {0:>5}  no finite runs")
+            continue
+        iq, mc = r["iqm_ci"], r["mean_ci"]
+        lines.append(f"  {r['config']:<36} {r['runs']:>5}  {r['iqm']:>6.3f} [{iq[0]:>6.3f}, "
+                     f"{iq[1]:>6.3f}]  {r['mean']:>6.3f} [{mc[0]:>6.3f}, {mc[1]:>6.3f}]  "
+                     f"{per_env}")
+    refs = "; ".join(f"{env} {low:.4g} .. {high:.4g}"
+                     for env, (low, high) in across["references"].items())
+    lines.append(f"  sorted by {metric}; random .. best: {refs}")
+    return "\n".join(lines)
+
+
 def report(run_dir: Path, metric: str = "iqm", window: int = FINAL_WINDOW,
-           reference: int | None = None, result: SweepResult | None = None) -> str:
+           reference: int | None = None, result: SweepResult | None = None,
+           references: dict | None = None) -> str:
     """Print and return the table of ``run_dir``; write curves.png and sensitivity plots."""
     from reinforce_jax.io import write_json
 
@@ -198,14 +258,24 @@ def report(run_dir: Path, metric: str = "iqm", window: int = FINAL_WINDOW,
     rows = sweep_table(result, metric, window, reference)
     ref_row = rows[0] if reference is None else next(r for r in rows if r["point"] == reference)
     text = format_table(rows, metric, f"#{ref_row['point']} {ref_row['label']}")
+    across = across_envs(result, window, references, metric)
+    written = []
+    if across is not None:
+        text += "\n\n" + format_across(across, metric)
+        if "rows" in across:
+            # rliable's layout: one [runs, tasks] array per configuration; tasks = envs
+            np.savez(run_dir / "scores_rliable.npz", **across.pop("rliable"),
+                     **{"__tasks__": np.array(across["envs"])})
+            written.append("scores_rliable.npz")
     print(text)
     plot_sweep_curves(result, run_dir / "curves.png", [r["point"] for r in rows])
     plots = plot_sensitivity(result, rows, run_dir, metric)
     write_json(run_dir / "report.json", {
         "metric": metric, "window": window, "reference": ref_row["point"],
-        "rows": [{k: v for k, v in r.items() if k != "scores"} for r in rows]})
+        "rows": [{k: v for k, v in r.items() if k != "scores"} for r in rows],
+        "across_envs": across})
     (run_dir / "report.txt").write_text(text + "\n")
     print(f"wrote {run_dir}/{{report.txt, report.json, curves.png"
-          + "".join(f", {p.name}" for p in plots) + "}")
+          + "".join(f", {name}" for name in [*written, *(p.name for p in plots)]) + "}")
     return text
 

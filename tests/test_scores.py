@@ -42,3 +42,31 @@ def test_random_policy_on_cartpole_scores_about_22():
     returns = random_returns("CartPole-v1", episodes=512)
     assert returns.shape == (512,) and 19 < returns.mean() < 26  # the known ~22
     assert (returns >= 8).all() and (returns <= 500).all()
+
+
+def test_a_sweep_over_envs_reports_normalized_scores_and_rliable_arrays(tmp_path):
+    import json
+
+    from reinforce_jax.cli import main
+    from reinforce_jax.report import final_scores
+    from reinforce_jax.sweep import collect
+
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps({"CartPole-v1": [20.0, 500.0], "Acrobot-v1": [-500.0, -80.0]}))
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--grid.env", "CartPole-v1", "Acrobot-v1", "--grid.learning-rate",
+                 "0.01", "0.001", "--seeds", "3", "--num-envs", "4", "--num-updates", "2",
+                 "--hidden-sizes", "8", "--no-progress", "--out", str(out)]) == 0
+    assert main(["report", str(out), "--references", str(refs)]) == 0
+    assert "across 2 envs, normalized final return" in (out / "report.txt").read_text()
+    arrays = np.load(out / "scores_rliable.npz")
+    assert list(arrays["__tasks__"]) == ["CartPole-v1", "Acrobot-v1"]
+    finals = final_scores(collect(out))  # [points, seeds]; points: env x learning rate
+    lr01 = arrays["learning_rate=0.01"]
+    assert lr01.shape == (3, 2)  # [runs, tasks]
+    np.testing.assert_allclose(lr01[:, 0], (finals[0] - 20.0) / 480.0)
+    np.testing.assert_allclose(lr01[:, 1], (finals[2] + 500.0) / 420.0)
+    report = json.loads((out / "report.json").read_text())["across_envs"]
+    assert report["envs"] == ["CartPole-v1", "Acrobot-v1"] and len(report["rows"]) == 2
+    # a references file that is not there: one line, exit 2
+    assert main(["report", str(out), "--references", str(tmp_path / "missing.json")]) == 2
