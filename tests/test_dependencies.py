@@ -71,8 +71,9 @@ def declared(extra: str | None) -> frozenset[str]:
 
 def outside(module: str) -> bool:
     top = module.split(".")[0]
-    return not (top in sys.stdlib_module_names or top in OWN or top.startswith("_cython_")
-                or top == "__future__")
+    sibling = any((ROOT / folder / f"{top}.py").exists() for folder in ("tests", "parity"))
+    return not (top in sys.stdlib_module_names or top in OWN or sibling
+                or top.startswith("_cython_") or top == "__future__")
 
 
 def undeclared(modules: set[str], extra: str | None) -> list[str]:
