@@ -36,7 +36,33 @@ PUBLISHED: dict[str, tuple[float, str]] = {
 }
 # env -> mean return of uniformly random actions over 1024 episodes (seed 0), measured
 # by benchmarks.env_table (benchmarks/results/envs/)
-RANDOM: dict[str, float] = {}
+RANDOM: dict[str, float] = {
+    'Acrobot-v1': -498.756,
+    'Asterix-MinAtar': 0.536133,
+    'BernoulliBandit-misc': 49.9629,
+    'Breakout-MinAtar': 0.397461,
+    'CartPole-v1': 22.4854,
+    'Catch-bsuite': -0.595703,
+    'DeepSea-bsuite': 0.00378662,
+    'DiscountingChain-bsuite': 1.02031,
+    'FourRooms-misc': 0.450195,
+    'Freeway-MinAtar': 0.441406,
+    'FrozenLake-misc': 0.0107422,
+    'GaussianBandit-misc': -48.9263,
+    'MemoryChain-bsuite': 0.00976562,
+    'MetaMaze-misc': 7.91016,
+    'MiniGrid-Empty-6x6': 0.171838,
+    'MountainCar-v0': -200,
+    'MountainCarContinuous-v0': -33.1849,
+    'Pendulum-v1': -1200.32,
+    'PointRobot-misc': 0.208008,
+    'Reacher-misc': 15.946,
+    'Seaquest-MinAtar': 0.115234,
+    'SimpleBandit-bsuite': 0.50293,
+    'SpaceInvaders-MinAtar': 4.11719,
+    'Swimmer-misc': 84.6507,
+    'UmbrellaChain-bsuite': -0.162109,
+}
 
 
 @lru_cache(maxsize=None)
