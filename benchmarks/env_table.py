@@ -174,6 +174,10 @@ def table() -> str:
             continue
         r = json.loads(path.read_text())
         f, rnd = r["final_return"], r["random_return"]
+        if f["n"] == 0:
+            rows.append(f"| {env} | every seed diverged | | {_fmt(rnd['mean'])} | "
+                        f"{r['wall_seconds']:.0f} | | | `{r['command']}` |")
+            continue
         pub = PUBLISHED.get(env)
         rows.append(
             f"| {env} | {_fmt(f['mean'])} [{_fmt(f['mean_ci95'][0])}, {_fmt(f['mean_ci95'][1])}]"

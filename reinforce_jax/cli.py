@@ -517,12 +517,21 @@ def report_cmd(
                          "written by `reinforce-jax sweep`")
     refs = None
     if references is not None:
+        allowed = "allowed: a JSON file mapping env names to [random, best] or to best"
         try:
             refs = json.loads(Path(references).read_text())
-            assert isinstance(refs, dict) and all(len(v) == 2 for v in refs.values())
-        except (OSError, ValueError, AssertionError, TypeError):
-            raise ValueError(f"references={str(references)!r}; allowed: a JSON file mapping "
-                             "env names to [random return, best return]") from None
+        except (OSError, ValueError):
+            raise ValueError(f"references={str(references)!r} cannot be read as JSON; "
+                             f"{allowed}") from None
+        if not isinstance(refs, dict):
+            raise ValueError(f"references={str(references)!r} holds {type(refs).__name__}; "
+                             f"{allowed}")
+        for env, value in refs.items():
+            ok = isinstance(value, (int, float)) or (isinstance(value, list) and len(value) == 2
+                                                     and all(isinstance(v, (int, float))
+                                                             for v in value))
+            if not ok:
+                raise ValueError(f"references[{env!r}]={value!r}; {allowed}")
     result = collect(run_dir)
     report(run_dir, metric, window, reference, result=result, references=refs)
     usable, total = int(usable_runs(result).sum()), int(result.diverged_at.size)

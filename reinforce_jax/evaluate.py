@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from reinforce_jax.envs import make_env
-
 from reinforce_jax.policy import PolicySet
 from reinforce_jax.rollout import reset_envs
 from reinforce_jax.stats import summarize

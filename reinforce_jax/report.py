@@ -201,20 +201,27 @@ def across_envs(result: SweepResult, window: int = FINAL_WINDOW,
     envs = list(dict.fromkeys(p.config.env for p in points))
     if len(envs) < 2:
         return None
-    try:
-        refs = {env: reference_scores(env, references) for env in envs}
-    except ValueError as err:
-        return {"envs": envs, "error": str(err)}
+    refs, skipped = {}, {}
+    for env in envs:
+        try:
+            refs[env] = reference_scores(env, references)
+        except ValueError as err:
+            skipped[env] = str(err)
+    if len(refs) < 2:
+        return {"envs": envs, "error": "; ".join(skipped.values())}
+    envs = [env for env in envs if env in refs]
     finals = final_scores(result, window)
     configs: dict[str, dict[str, np.ndarray]] = {}
     for p in points:
+        if p.config.env not in refs:
+            continue
         label = ", ".join(f"{k}={format_value(v)}" for k, v in p.values.items()
                           if k != "env") or "base config"
         configs.setdefault(label, {})[p.config.env] = normalize(p.config.env, finals[p.index],
                                                                 references)
     rows = [{"config": label, **aggregate(by_env)} for label, by_env in configs.items()]
     rows.sort(key=lambda r: -r.get(metric, -math.inf))
-    return {"envs": envs, "references": refs, "rows": rows,
+    return {"envs": envs, "references": refs, "skipped": skipped, "rows": rows,
             "rliable": rliable_layout(configs, envs)}
 
 
@@ -239,6 +246,7 @@ def format_across(across: dict, metric: str) -> str:
     refs = "; ".join(f"{env} {low:.4g} .. {high:.4g}"
                      for env, (low, high) in across["references"].items())
     lines.append(f"  sorted by {metric}; random .. best: {refs}")
+    lines += [f"  left out: {why}" for why in across["skipped"].values()]
     return "\n".join(lines)
 
 
@@ -246,7 +254,7 @@ def report(run_dir: Path, metric: str = "iqm", window: int = FINAL_WINDOW,
            reference: int | None = None, result: SweepResult | None = None,
            references: dict | None = None) -> str:
     """Print and return the table of ``run_dir``; write curves.png and sensitivity plots."""
-    from reinforce_jax.io import write_json
+    from reinforce_jax.io import write_json, write_npz
 
     run_dir = Path(run_dir)
     if not (run_dir / "sweep.json").exists():
@@ -260,12 +268,13 @@ def report(run_dir: Path, metric: str = "iqm", window: int = FINAL_WINDOW,
     text = format_table(rows, metric, f"#{ref_row['point']} {ref_row['label']}")
     across = across_envs(result, window, references, metric)
     written = []
+    (run_dir / "scores_rliable.npz").unlink(missing_ok=True)  # none from an earlier report
     if across is not None:
         text += "\n\n" + format_across(across, metric)
         if "rows" in across:
             # rliable's layout: one [runs, tasks] array per configuration; tasks = envs
-            np.savez(run_dir / "scores_rliable.npz", **across.pop("rliable"),
-                     **{"__tasks__": np.array(across["envs"])})
+            write_npz(run_dir / "scores_rliable.npz",
+                      {**across.pop("rliable"), "__tasks__": np.array(across["envs"])})
             written.append("scores_rliable.npz")
     print(text)
     plot_sweep_curves(result, run_dir / "curves.png", [r["point"] for r in rows])

@@ -5,8 +5,8 @@ exported in rliable's layout.
 The references per env: ``RANDOM``, the mean return of 1024 episodes of uniformly random
 actions measured here (``evaluate.random_returns``; an env without an entry is measured
 when it is first asked for), and ``PUBLISHED``, the return gymnax's README gives for its
-PPO / ES checkpoints. Pass ``references={env: (random, best)}`` for envs without a
-published number, or to use others.
+PPO / ES checkpoints. Pass ``references={env: (random, best)}`` (or ``{env: best}``,
+random then measured) for envs without a published number, or to use others.
 """
 
 from __future__ import annotations
@@ -78,13 +78,16 @@ def reference(env: str, references: dict | None = None) -> tuple[float, float]:
     """``(random, best)`` returns of ``env``: from ``references`` if it has the env, else
     the built-in ones. A ``ValueError`` names an env with no best-known return, or one
     whose best is no better than random (nothing to normalize by)."""
-    if references and env in references:
-        low, high = map(float, references[env])
+    given = (references or {}).get(env)
+    if given is not None and np.ndim(given) == 0:  # the best alone: random is measured
+        low, high = random_return(env), float(given)
+    elif given is not None:
+        low, high = map(float, given)
     elif env in PUBLISHED:
         low, high = random_return(env), float(PUBLISHED[env][0])
     else:
         raise ValueError(f"env={env!r} has no published best return to normalize by; pass "
-                         f"references={{{env!r}: (random, best)}} (known: "
+                         f"references={{{env!r}: (random, best) or best}} (known: "
                          f"{', '.join(sorted(PUBLISHED))})")
     if not high > low:
         raise ValueError(f"env={env!r}: best known {high:g} is not above random {low:g}; "

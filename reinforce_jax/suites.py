@@ -38,7 +38,9 @@ class AdapterState:
 
 @struct.dataclass
 class AdapterParams:
-    inner: Any = struct.field(pytree_node=False)  # the suite's own params, static
+    # the suite's own params, static: xminigrid's are Python ints and strings, and a
+    # static field must hash (an array there would not)
+    inner: Any = struct.field(pytree_node=False)
     max_steps_in_episode: int = struct.field(pytree_node=False, default=1)
 
 

@@ -132,7 +132,7 @@ def test_catch_learns_well_above_a_random_policy():
 
 def test_breakout_minatar_learns_well_above_a_random_policy():
     """MinAtar Breakout with the conv torso: a random policy scores about 0.4 per episode
-    (benchmarks.env_table.random_returns); 60 short updates reach 1.8-2.1 (seen here)."""
+    (evaluate.random_returns); 60 short updates reach 1.8-2.1 (seen here)."""
     cfg = TrainConfig(env="Breakout-MinAtar", rollout="fixed", horizon=64, num_envs=32,
                       num_updates=60, hidden_sizes=(128,), baseline="separate",
                       learning_rate=3e-3, ent_coef=0.01)

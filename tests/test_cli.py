@@ -140,8 +140,10 @@ def test_sweep_and_report_exit_codes(learning_rate, code, last, tmp_path, capsys
 
 def test_an_interrupted_sweep_exits_130_and_resumes(tmp_path):
     out = tmp_path / "int"
+    # 40 updates a chunk (later options win): the 12 chunks take long enough that the
+    # signal lands before the last one (CI once finished all 12 between two polls)
     cmd = [sys.executable, "-m", "reinforce_jax", "sweep", *TINY_ARGS, "--seeds", "12",
-           "--max-runs-per-chunk", "1", "--out", str(out)]
+           "--max-runs-per-chunk", "1", "--num-updates", "40", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while len(list((out / "chunks").glob("*.npz"))) < 1:

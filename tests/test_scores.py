@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from reinforce_jax.evaluate import random_returns
-from reinforce_jax.scores import aggregate, normalize, reference, rliable_layout
+from reinforce_jax.scores import RANDOM, aggregate, normalize, reference, rliable_layout
 
 REFS = {"A": (0.0, 10.0), "B": (-100.0, 100.0)}
 
@@ -23,6 +23,23 @@ def test_aggregate_pools_runs_and_resamples_within_each_env():
     spread = aggregate({"A": np.array([0.0, 1.0] * 8), "B": np.array([0.5] * 16)})
     low, high = spread["mean_ci"]
     assert low < 0.5 < high and high - low < 0.5
+
+
+def test_built_in_references_are_the_recorded_random_returns_and_published_ones():
+    import json
+    from pathlib import Path
+
+    recorded = {}
+    for path in (Path(__file__).parents[1] / "benchmarks" / "results" / "envs").glob("*.json"):
+        r = json.loads(path.read_text())
+        recorded[r["env"]] = r["random_return"]["mean"]
+    assert recorded.keys() == RANDOM.keys()
+    for env, value in recorded.items():
+        assert RANDOM[env] == pytest.approx(value, rel=1e-5), env
+    assert reference("CartPole-v1") == (RANDOM["CartPole-v1"], 500.0)
+    assert reference("CartPole-v1", {"CartPole-v1": 400}) == (RANDOM["CartPole-v1"], 400.0)
+    with pytest.raises(ValueError, match="DeepSea-bsuite.*best known 0 is not above random"):
+        reference("DeepSea-bsuite")  # gymnax's 0 is below a random policy's 0.004
 
 
 def test_rliable_layout_is_runs_by_tasks_padded_with_nan():
@@ -68,5 +85,10 @@ def test_a_sweep_over_envs_reports_normalized_scores_and_rliable_arrays(tmp_path
     np.testing.assert_allclose(lr01[:, 1], (finals[2] + 500.0) / 420.0)
     report = json.loads((out / "report.json").read_text())["across_envs"]
     assert report["envs"] == ["CartPole-v1", "Acrobot-v1"] and len(report["rows"]) == 2
+    # the built-in references: a random policy's measured return and gymnax's published one
+    assert main(["report", str(out)]) == 0
+    builtin = json.loads((out / "report.json").read_text())["across_envs"]["references"]
+    assert builtin == {"CartPole-v1": [RANDOM["CartPole-v1"], 500.0],
+                       "Acrobot-v1": [RANDOM["Acrobot-v1"], -80.0]}
     # a references file that is not there: one line, exit 2
     assert main(["report", str(out), "--references", str(tmp_path / "missing.json")]) == 2
