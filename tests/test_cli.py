@@ -73,7 +73,8 @@ def test_a_signal_keeps_the_partial_run_and_exits_128_plus_it(tmp_path, signum):
     args = [*TINY_ARGS, "--seeds", "2", "--out", str(out), "--num-updates", "100000",
             "--checkpoint-every", "0"]  # later options win: a run far too long to finish
     proc = subprocess.Popen([sys.executable, "-m", "reinforce_jax", "train", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while not (out / "checkpoint.npz").exists():  # the first chunk of updates is done
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -144,7 +145,8 @@ def test_an_interrupted_sweep_exits_130_and_resumes(tmp_path):
     # signal lands before the last one (CI once finished all 12 between two polls)
     cmd = [sys.executable, "-m", "reinforce_jax", "sweep", *TINY_ARGS, "--seeds", "12",
            "--max-runs-per-chunk", "1", "--num-updates", "40", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while len(list((out / "chunks").glob("*.npz"))) < 1:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -160,6 +162,12 @@ def test_an_interrupted_sweep_exits_130_and_resumes(tmp_path):
     assert f"{done} of 12 runs already done" in again.stdout
     assert "done: 12 of 12 runs" in again.stdout.strip().splitlines()[-1]
     assert len(list((out / "chunks").glob("*.npz"))) == 12  # the resume wrote the rest
+
+
+def _default_sigint():
+    """In the child: Ctrl-C as from a terminal. A shell's background job (`cmd &`) starts
+    with SIGINT ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _one_error_line(capsys) -> str:
