@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ctrl_c_on_fetch
 
 from reinforce_jax import TrainConfig
 from reinforce_jax import sweep as S
@@ -203,23 +204,15 @@ def test_report_table_is_sorted_and_written(whole, tmp_path):
 
 
 def test_train_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch):
-    from reinforce_jax import driver
 
     cfg = BASE.replace(num_updates=6)
     full = run_training(cfg, num_seeds=2, chunk_updates=2, progress=False)
-    real_get, calls = driver.jax.device_get, {"n": 0}
-
-    def interrupt_third_chunk(x):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_get(x)
+    restore = ctrl_c_on_fetch(monkeypatch, 3)
 
     ckpt = tmp_path / "checkpoint.npz"
-    monkeypatch.setattr(driver.jax, "device_get", interrupt_third_chunk)
     part = run_training(cfg, num_seeds=2, chunk_updates=2, progress=False, checkpoint=ckpt,
                         checkpoint_every=0.0)
-    monkeypatch.setattr(driver.jax, "device_get", real_get)
+    restore()
     assert part.interrupted and part.updates_done == 4 and ckpt.exists()
     rest = run_training(cfg, num_seeds=2, chunk_updates=2, progress=False, checkpoint=ckpt,
                         resume=True)

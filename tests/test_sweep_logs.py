@@ -5,9 +5,9 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import ctrl_c_on_fetch
 from test_policies import read_scalars
 
-from reinforce_jax import driver
 from reinforce_jax.cli import EXIT_OK, EXIT_SIGNAL, main
 from reinforce_jax.loggers import CsvLogger
 from reinforce_jax.train import METRIC_NAMES
@@ -52,18 +52,12 @@ def test_a_sweep_logs_every_configuration_and_seed(tmp_path, capsys):
 
 
 def test_an_interrupted_chunk_is_logged_once_after_the_resume(tmp_path, monkeypatch):
-    real_get, calls = driver.jax.device_get, {"n": 0}
-
-    def interrupt_second_call(x):  # Ctrl-C in the first chunk, after its first checkpoint
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_get(x)
+    # Ctrl-C in the first chunk, after its first checkpoint
+    restore = ctrl_c_on_fetch(monkeypatch, 2)
 
     out = tmp_path / "resumed"
-    monkeypatch.setattr(driver.jax, "device_get", interrupt_second_call)
     assert main([*SWEEP_ARGS, "--out", str(out)]) == EXIT_SIGNAL + 2
-    monkeypatch.setattr(driver.jax, "device_get", real_get)
+    restore()
     assert (out / "ckpt" / "g000-c00000.npz").exists()
     with open(out / "csv" / "g000-c00000.csv", newline="") as f:
         assert {int(r["update"]) for r in csv.DictReader(f)} == {1, 2}
