@@ -1,7 +1,7 @@
-"""``python -m benchmarks.profile [--num-envs N] [--grad-chunk-rows R]``: where a training
-update's time goes.
+"""``python -m benchmarks.profile [--num-envs N] [--seeds S] [--rollout episodic|fixed]
+[--grad-chunk-rows R]``: where a training update's time goes.
 
-Traces a few compiled CartPole updates with ``jax.profiler`` (a Perfetto trace, which
+Traces a few compiled CartPole updates of S vmapped seeds (the driver's own program) with ``jax.profiler`` (a Perfetto trace, which
 needs no TensorBoard), maps every XLA op back to the JAX code that emitted it through
 the op's ``op_name`` metadata, and prints the time per part of the program: env step,
 random numbers, policy forward in the rollout, the learner's forward and backward, Adam,
@@ -22,6 +22,7 @@ from pathlib import Path
 import jax
 
 from reinforce_jax import TrainConfig
+from reinforce_jax.driver import Program, per_run_hparams, seed_keys
 from reinforce_jax.train import Trainer
 
 # First matching rule names the part; op_name paths look like
@@ -44,14 +45,15 @@ def _part(op_name: str) -> str:
     return "other"
 
 
-def profile(num_envs: int, grad_chunk_rows: int, horizon: int = 64, updates: int = 4) -> dict:
-    trainer = Trainer(TrainConfig(num_envs=num_envs, rollout="fixed", horizon=horizon,
+def profile(num_envs: int, grad_chunk_rows: int, horizon: int = 64, updates: int = 4,
+            seeds: int = 1, rollout: str = "fixed") -> dict:
+    trainer = Trainer(TrainConfig(num_envs=num_envs, rollout=rollout, horizon=horizon,
                                   grad_chunk_rows=grad_chunk_rows))
-    state = jax.jit(trainer.init)(jax.random.key(0))
-    hp = trainer.config.hyperparams
-    run = jax.jit(trainer.run_updates, static_argnums=2)
-    compiled = run.lower(state, hp, updates).compile()
-    jax.block_until_ready(compiled(state, hp))
+    program = Program(trainer, seeds)
+    state = program.init(seed_keys(list(range(seeds))))
+    hp = per_run_hparams(trainer.config.hyperparams, seeds)
+    compiled = program.updates(updates, state, hp)
+    state, _ = jax.block_until_ready(compiled(state, hp))  # warm-up; the state is donated
     op_names = dict(re.findall(r"%([\w.\-]+) = .*?op_name=\"([^\"]+)\"", compiled.as_text()))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -68,14 +70,16 @@ def profile(num_envs: int, grad_chunk_rows: int, horizon: int = 64, updates: int
             continue
         by_part[_part(op_names[name])] += e.get("dur", 0) / 1e6
         by_op[name] += e.get("dur", 0) / 1e6
-    return {"num_envs": num_envs, "grad_chunk_rows": grad_chunk_rows, "horizon": horizon,
+    return {"num_envs": num_envs, "seeds": seeds, "rollout": rollout,
+            "grad_chunk_rows": grad_chunk_rows, "horizon": horizon,
             "updates": updates, "traced_wall_s": wall, "by_part": dict(by_part),
             "top_ops": [(n, s, op_names[n]) for n, s in by_op.most_common(12)]}
 
 
 def format_profile(p: dict) -> str:
     total = sum(p["by_part"].values())
-    lines = [f"CartPole training, {p['num_envs']} envs x T={p['horizon']}, "
+    window = f"T={p['horizon']}" if p["rollout"] == "fixed" else "episodic"
+    lines = [f"CartPole training, {p['seeds']} seeds x {p['num_envs']} envs x {window}, "
              f"grad_chunk_rows={p['grad_chunk_rows']}, {p['updates']} updates traced "
              f"({p['traced_wall_s']:.2f} s wall with the profiler on; op time summed over "
              f"threads {total:.2f} s)", "", f"{'part':<28} {'seconds':>8} {'share':>6}"]
@@ -90,12 +94,17 @@ def format_profile(p: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--num-envs", type=int, default=1024)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--rollout", choices=("episodic", "fixed"), default="fixed")
+    parser.add_argument("--updates", type=int, default=4)
     parser.add_argument("--grad-chunk-rows", type=int, default=TrainConfig.grad_chunk_rows)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    text = format_profile(profile(args.num_envs, args.grad_chunk_rows))
+    text = format_profile(profile(args.num_envs, args.grad_chunk_rows, updates=args.updates,
+                                  seeds=args.seeds, rollout=args.rollout))
     print(text)
-    out = Path(args.out) / f"profile_{args.num_envs}envs_rows{args.grad_chunk_rows}.txt"
+    out = Path(args.out) / (f"profile_{args.seeds}seeds_{args.num_envs}envs_{args.rollout}"
+                            f"_rows{args.grad_chunk_rows}.txt")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(f"wrote {out}")

@@ -35,6 +35,7 @@ EXIT_OK = 0  # finished; diverged seeds, if any, are reported and excluded
 EXIT_CRASH = 1  # an unexpected error: Python prints the traceback
 EXIT_USAGE = 2  # a bad value, path or combination of options: nothing was trained
 EXIT_DIVERGED = 3  # every seed (train) or every finished run (sweep, report) diverged
+EXIT_UNSOLVED = 6  # train --until-solved: num_updates ran out before every seed was solved
 EXIT_SIGNAL = 128  # + the signal number: 130 after Ctrl-C (SIGINT), 143 after SIGTERM;
 #                    what was done is written, and --resume / re-running continues it
 
@@ -54,9 +55,11 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     checkpoint_every: float = 60.0,
-    chunk_updates: int = 10,
+    chunk_updates: int | None = None,
     progress: bool = True,
     log: str = "none",
+    until_solved: bool = False,
+    solved_return: float | None = None,
 ) -> Exit:
     """Train REINFORCE over many seeds at once and write a run directory.
 
@@ -68,10 +71,17 @@ def train(
       overwrite: replace a non-empty --out.
       resume: continue an interrupted run in --out from its checkpoint (same settings).
       checkpoint_every: seconds between checkpoints of the training state (out/checkpoint.npz).
-      chunk_updates: updates per jitted call (progress and NaN checks happen between).
+      chunk_updates: updates per jitted call (progress, NaN and solved checks happen
+        between); default 10, or 5 with --until-solved.
       progress: show a progress bar (without it, one line per chunk of updates).
       log: metrics loggers, e.g. tensorboard,csv: tensorboardX event files in
         out/tensorboard (one run per seed) and/or out/metrics.csv (long format); none.
+      until_solved: stop once every seed's mean episode return over its last 10 updates
+        reaches --solved-return; --num-updates is then the most it trains. Exit code 6
+        if that runs out first.
+      solved_return: the return that counts as solved; default the env's known threshold
+        (CartPole-v1 475, Acrobot-v1 -100, MountainCar-v0 -110,
+        MountainCarContinuous-v0 90: gymnasium's).
     """
     from reinforce_jax.loggers import ProgressLog, make_loggers, parse_log
     from reinforce_jax.policy import FILE_NAME, save_policies
@@ -80,6 +90,9 @@ def train(
         raise ValueError(f"seeds={seeds!r}; allowed: an integer >= 1")
     loggers = parse_log(log)
     config = config.validate()  # with --total-env-steps: num_updates derived from it
+    threshold = _solved_threshold(config.env, until_solved, solved_return)
+    if chunk_updates is None:
+        chunk_updates = 5 if until_solved else 10
     if config.total_env_steps is not None:
         from reinforce_jax.envs import make_env
 
@@ -106,7 +119,7 @@ def train(
         result = run_training(config, seeds, first_seed, chunk_updates, progress,
                               checkpoint=out / "checkpoint.npz",
                               checkpoint_every=checkpoint_every, resume=resume,
-                              callbacks=callbacks)
+                              callbacks=callbacks, until_solved=threshold)
     finally:
         for callback in callbacks:
             callback.close()
@@ -122,6 +135,26 @@ def train(
     return train_exit(result, out)
 
 
+def _solved_threshold(env: str, until_solved: bool, solved_return: float | None
+                      ) -> float | None:
+    """The --until-solved threshold, checked before anything is compiled."""
+    from reinforce_jax.scores import SOLVED_RETURN
+
+    if not until_solved:
+        if solved_return is not None:
+            raise ValueError(f"solved_return={solved_return!r} without --until-solved; "
+                             "allowed: --until-solved --solved-return R")
+        return None
+    if solved_return is None:
+        if env not in SOLVED_RETURN:
+            raise ValueError(f"--until-solved on env={env!r} needs --solved-return: no solved "
+                             f"return is known for it (known: {', '.join(SOLVED_RETURN)})")
+        return SOLVED_RETURN[env]
+    if not np.isfinite(solved_return):
+        raise ValueError(f"solved_return={solved_return!r}; allowed: a finite number")
+    return float(solved_return)
+
+
 def train_exit(result: TrainResult, out: Path) -> Exit:
     n, done, total = len(result.seeds), result.updates_done, result.config.num_updates
     diverged = int((result.diverged_at >= 0).sum())
@@ -132,6 +165,13 @@ def train_exit(result: TrainResult, out: Path) -> Exit:
         return Exit(EXIT_DIVERGED, f"every seed diverged ({n} of {n}; see the messages above);"
                     f" results in {out}")
     note = f", {diverged} diverged and excluded" if diverged else ""
+    if result.solved_at is not None:
+        solved = int((result.solved_at >= 0).sum())
+        line = (f"{solved} of {n} seeds solved (mean return over their last {FINAL_WINDOW} "
+                f"updates >= {result.solved_return:g}) in {done} updates, "
+                f"{result.wall_seconds:.1f} s with compilation{note}; results in {out}")
+        return Exit(EXIT_OK, "done: " + line) if solved == n - diverged else \
+            Exit(EXIT_UNSOLVED, f"not solved: {line}")
     return Exit(EXIT_OK, f"done: {n - diverged} of {n} seeds trained {done} updates{note}; "
                 f"results in {out}")
 
@@ -173,8 +213,19 @@ def write_run(out: Path, result: TrainResult) -> dict:
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         "env_steps_per_second": result.steps_per_second,
+        "wall_seconds": result.wall_seconds,
         "messages": result.messages,
     }
+    if result.solved_at is not None:
+        steps = np.cumsum(result.metrics["env_steps"], axis=1)
+        summary["solved"] = {
+            "solved_return": result.solved_return,
+            "window_updates": FINAL_WINDOW,
+            "seeds_solved": int((result.solved_at >= 0).sum()),
+            "solved_at_update": result.solved_at.tolist(),
+            "env_steps_to_solve": [int(steps[i, u - 1]) if u > 0 else None
+                                   for i, u in enumerate(result.solved_at)],
+        }
     write_npz(out / "metrics.npz", {**result.metrics, "seeds": np.asarray(result.seeds),
                                     "diverged_at": result.diverged_at})
     write_json(out / "summary.json", summary)
@@ -199,6 +250,15 @@ def print_summary(result: TrainResult, summary: dict, out: Path) -> None:
               f" seeds" + (f" ({excluded} diverged, excluded)" if excluded else ""))
     if result.interrupted:
         print(f"  interrupted: {result.updates_done} of {result.config.num_updates} updates kept")
+    if "solved" in summary:
+        solved = summary["solved"]
+        at = np.asarray(solved["solved_at_update"])
+        steps = np.asarray([v for v in solved["env_steps_to_solve"] if v is not None])
+        print(f"solved (mean return over the last {FINAL_WINDOW} updates >= "
+              f"{solved['solved_return']:g}): {solved['seeds_solved']} of {len(at)} seeds"
+              + (f"; updates to solve median {np.median(at[at > 0]):.0f} (max {at.max()}), "
+                 f"env steps median {np.median(steps):,.0f}" if steps.size else "")
+              + f"; {result.wall_seconds:.1f} s wall with compilation")
     print(f"throughput: {result.steps_per_second:,.0f} env steps/s ({result.env_steps:,} steps in "
           f"{result.run_seconds:.1f}s; compile {result.compile_seconds:.1f}s, excluded)")
     print(f"wrote {out}/{{config.json, metrics.npz, summary.json, curves.png}}")

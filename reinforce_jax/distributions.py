@@ -101,11 +101,31 @@ def normal_entropy(log_std: jax.Array) -> jax.Array:
 
 
 def sample_categorical(key: jax.Array, logits: jax.Array) -> jax.Array:
-    """One action per row of ``logits`` [..., A] -> int32 [...]."""
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+    """One action per row of ``logits`` [..., A] -> int32 [...]; the same draw as
+    ``jax.random.categorical(key, logits)``."""
+    return categorical_from_noise(logits, categorical_noise(key, logits))
+
+
+def categorical_noise(key: jax.Array, logits: jax.Array) -> jax.Array:
+    """The Gumbel noise ``jax.random.categorical(key, logits)`` adds (``logits`` may be a
+    ``jax.ShapeDtypeStruct``: only its shape and dtype are read)."""
+    return jax.random.gumbel(key, logits.shape, logits.dtype)
+
+
+def categorical_from_noise(logits: jax.Array, noise: jax.Array) -> jax.Array:
+    """The Gumbel-max sample: ``argmax(logits + noise)`` over the last axis, int32."""
+    return jnp.argmax(noise + logits, axis=-1).astype(jnp.int32)
 
 
 def sample_normal(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
     """One draw from ``N(mean, exp(log_std)^2)``, shape of ``mean`` [..., D]."""
-    noise = jax.random.normal(key, jnp.shape(mean), dtype=jnp.result_type(mean))
+    return normal_from_noise(mean, log_std, normal_noise(key, mean))
+
+
+def normal_noise(key: jax.Array, mean: jax.Array) -> jax.Array:
+    """Standard normal noise shaped like ``mean`` (an array or a ``ShapeDtypeStruct``)."""
+    return jax.random.normal(key, mean.shape, dtype=mean.dtype)
+
+
+def normal_from_noise(mean: jax.Array, log_std: jax.Array, noise: jax.Array) -> jax.Array:
     return mean + jnp.exp(log_std) * noise

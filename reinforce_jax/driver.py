@@ -23,6 +23,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from reinforce_jax.checkpoint import load_state, save_state
 from reinforce_jax.config import HyperParams, TrainConfig
 from reinforce_jax.stats import FINAL_WINDOW, final_return
+from reinforce_jax.rollout import RUN_AXIS
 from reinforce_jax.train import METRIC_NAMES, Trainer
 
 
@@ -40,6 +41,9 @@ class TrainResult:
     interrupted: bool = False
     params: Any = None
     messages: list[str] = field(default_factory=list)
+    solved_return: float | None = None  # the --until-solved threshold, if one was set
+    solved_at: np.ndarray | None = None  # int [num_seeds]: updates done when solved, or -1
+    wall_seconds: float = float("nan")  # start to finish, compilation included
 
     @property
     def updates_done(self) -> int:
@@ -113,7 +117,8 @@ class Program:
         """The compiled function running ``size`` updates on every run (compiled once)."""
         if size not in self._updates:
             t0 = time.perf_counter()
-            fn = self._jit(jax.vmap(self.trainer.run_updates, in_axes=(0, 0, None)),
+            fn = self._jit(jax.vmap(self.trainer.run_updates, in_axes=(0, 0, None),
+                                    axis_name=RUN_AXIS),
                            static_argnums=2, donate_argnums=0)
             self._updates[size] = fn.lower(state, hp, size).compile()
             self.compiles += 1
@@ -156,6 +161,7 @@ class BatchOutcome:
     # interrupted while a chunk's metrics were fetched: the state is one chunk ahead of
     # them, so it is not saved as a checkpoint (a resume would skip that chunk's updates)
     state_ahead: bool = False
+    stopped: str | None = None  # why a callback stopped the batch early (``SolvedStop``)
 
     @property
     def updates_done(self) -> int:
@@ -214,6 +220,37 @@ class DivergenceCheck(ChunkCallback):
     def _tell(self, outcome: BatchOutcome, message: str) -> None:
         outcome.messages.append(message)
         self.say(message)
+
+
+class SolvedStop(ChunkCallback):
+    """Stops the batch once every run that has not diverged is solved: its mean episode
+    return over its last ``window`` updates (its final return, were it to stop there) has
+    reached ``threshold``. ``solved_at[r]``: the updates run r had done when it first got
+    there, -1 if it has not. A solved run keeps training until every run is solved."""
+
+    def __init__(self, threshold: float, window: int = FINAL_WINDOW):
+        self.threshold, self.window = float(threshold), window
+        self.solved_at = np.zeros(0, np.int64)
+
+    def start(self, runs: Runs, outcome: BatchOutcome) -> None:
+        self.solved_at = np.full(len(runs.seeds), -1, np.int64)
+        self(outcome, outcome.updates_done)
+
+    def __call__(self, outcome: BatchOutcome, done: int) -> None:
+        returns = outcome.metrics["episode_return"]
+        if done < self.window:
+            return
+        # [runs, done - window + 1]: column j is the mean over updates j .. j + window - 1
+        means = np.lib.stride_tricks.sliding_window_view(returns, self.window, axis=1).mean(-1)
+        reached = means >= self.threshold  # NaN (a diverged run) never counts
+        first = np.where(reached.any(axis=1), reached.argmax(axis=1) + self.window, -1)
+        self.solved_at = np.where(self.solved_at >= 0, self.solved_at, first)
+        live = outcome.diverged_at < 0
+        if live.any() and (self.solved_at[live] >= 0).all() and outcome.stopped is None:
+            outcome.stopped = (f"solved: every seed's mean return over its last {self.window} "
+                               f"updates reached {self.threshold:g} (the last at update "
+                               f"{self.solved_at[live].max()}); stopping after {done} updates")
+            outcome.messages.append(outcome.stopped)
 
 
 class Checkpointer(ChunkCallback):
@@ -337,7 +374,8 @@ def train_batch(
         live.state = real_state()
         for callback in callbacks:
             _hook(callback, "start")(runs, live)
-        while done < num_updates and not (live.diverged_at >= 0).all():
+        while (done < num_updates and not (live.diverged_at >= 0).all()
+               and live.stopped is None):
             size = min(chunk, num_updates - done)
             fn = program.updates(size, state, hp_dev)  # compiles outside the timed region
             t0 = time.perf_counter()
@@ -377,6 +415,8 @@ def load_outcome(path: Path, trainer: Trainer, keys: jax.Array) -> BatchOutcome:
     template = jax.eval_shape(jax.vmap(trainer.init), keys)
     state, extra, meta = load_state(path, template)
     metrics = {k[len("metric/"):]: v for k, v in extra.items() if k.startswith("metric/")}
+    for k in METRIC_NAMES:  # a checkpoint from before a metric was added: NaN so far
+        metrics.setdefault(k, np.full_like(metrics["loss"], np.nan))
     return BatchOutcome(state, metrics, extra["diverged_at"], meta["run_seconds"],
                         messages=meta["messages"])
 
@@ -411,6 +451,7 @@ def run_training(
     checkpoint_every: float = 60.0,
     resume: bool = False,
     callbacks: Sequence[Callable[[BatchOutcome, int], None]] = (),
+    until_solved: float | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent agents (seeds ``first_seed ...``) with ``config``.
 
@@ -418,7 +459,9 @@ def run_training(
     ``num_seeds`` gives each seed its own value (one compile for all of them). Seeds are
     sharded over all local devices. With ``checkpoint`` the training state is saved there
     at most every ``checkpoint_every`` seconds, when interrupted and at the end; ``resume``
-    continues from it.
+    continues from it. ``until_solved``: stop once every seed's mean episode return over its
+    last ``FINAL_WINDOW`` updates has reached this (``SolvedStop``; ``num_updates`` is
+    then the most it trains).
     After every chunk of updates the host loop (``train_batch``) calls its divergence
     check, the progress bar, the checkpoint saver and then each of ``callbacks`` (loggers,
     ``reinforce_jax.loggers``; see ``ChunkCallback``).
@@ -428,6 +471,9 @@ def run_training(
         raise ValueError(f"seeds={num_seeds!r}; allowed: an integer >= 1")
     if not isinstance(chunk_updates, int) or chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r}; allowed: an integer >= 1")
+    if until_solved is not None and not np.isfinite(until_solved):
+        raise ValueError(f"until_solved={until_solved!r}; allowed: a finite return or None")
+    started = time.perf_counter()
     trainer = Trainer(config)  # validates the config
     config = trainer.config  # as validated: num_updates derived from total_env_steps if set
     seeds = list(range(first_seed, first_seed + num_seeds))
@@ -442,9 +488,11 @@ def run_training(
                 configs=[config] * num_seeds)
     bar = ProgressBar(config.num_updates, "upd", "training") if progress else None
     saver = Checkpointer(lambda _: checkpoint, checkpoint_every, at_end=True)
+    solved = None if until_solved is None else SolvedStop(until_solved)
     try:
         out = train_batch(program, runs, hp, chunk_updates, resume=start,
-                          callbacks=[c for c in (bar, saver) if c is not None] + list(callbacks),
+                          callbacks=[c for c in (solved, bar, saver) if c is not None]
+                          + list(callbacks),
                           say=functools.partial(bar_write, bar))
     finally:
         if bar is not None:
@@ -454,7 +502,9 @@ def run_training(
         compile_seconds=program.compile_seconds, run_seconds=out.run_seconds,
         env_steps=int(out.metrics["env_steps"].sum()), interrupted=out.interrupted,
         params=None if out.state is None else jax.device_get(out.state.params),
-        messages=out.messages,
+        messages=out.messages, solved_return=until_solved,
+        solved_at=None if solved is None else solved.solved_at,
+        wall_seconds=time.perf_counter() - started,
     )
 
 

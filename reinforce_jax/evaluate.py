@@ -17,7 +17,7 @@ import numpy as np
 
 from reinforce_jax.envs import make_env
 from reinforce_jax.policy import PolicySet
-from reinforce_jax.rollout import reset_envs
+from reinforce_jax.rollout import RUN_AXIS, reset_envs
 from reinforce_jax.stats import summarize
 
 
@@ -104,7 +104,7 @@ def evaluate(policies: PolicySet, episodes: int = 20, greedy: bool = False,
         return traj.reward.sum(axis=0), traj.valid.sum(axis=0)
 
     keys = jax.random.split(jax.random.key(seed), len(policies.seeds))
-    returns, lengths = jax.device_get(jax.jit(jax.vmap(one_seed))(policies.params, keys))
+    returns, lengths = jax.device_get(jax.jit(jax.vmap(one_seed, axis_name=RUN_AXIS))(policies.params, keys))
     return Evaluation(list(policies.seeds), np.asarray(returns, np.float64),
                       np.asarray(lengths, np.int64), policies.diverged_at >= 0, greedy, seed)
 

@@ -14,6 +14,11 @@ gymnax's own is stepped without the auto-reset that the mask would discard anywa
 
 ``terminated`` (a terminal state, value 0) and ``truncated`` (a time limit, the state
 still has value) are kept apart throughout.
+
+An episodic window stops early: it runs in blocks of steps and stops after the block in
+which the last env's episode ended (the last of every run's envs, when runs are vmapped
+with ``axis_name=RUN_AXIS``). The steps it skips are padding the mask would discard;
+they come out as zeros (``valid`` False).
 """
 
 from __future__ import annotations
@@ -25,6 +30,48 @@ import jax.numpy as jnp
 from gymnax.environments.environment import Environment
 
 from reinforce_jax import distributions as D
+
+RUN_AXIS = "runs"
+"""The axis name under which the driver vmaps independent runs (seeds, sweep points)."""
+
+
+def runs_in_batch() -> int:
+    """How many runs the program is vmapped over with ``axis_name=RUN_AXIS``; 1 if none."""
+    try:
+        return jax.lax.axis_size(RUN_AXIS)
+    except NameError:
+        return 1
+
+
+def any_run(flag: jax.Array) -> jax.Array:
+    """Bools or-ed elementwise over the runs vmapped with ``RUN_AXIS`` (as given if none).
+
+    A loop condition that is the same for every run stays a real branch under ``vmap``;
+    one that differs per run makes ``vmap`` run every branch and select the results.
+    Runs still never see each other's values: only how many steps are computed.
+    """
+    try:
+        return jax.lax.pmax(flag.astype(jnp.int32), RUN_AXIS) > 0
+    except NameError:
+        return flag
+
+
+def block_size(num_steps: int, target: int = 32) -> int | None:
+    """Steps per block of an early-exiting episodic window: the largest divisor of
+    ``num_steps`` up to ``target``, or None (one plain scan) when that is below 8."""
+    best = max(d for d in range(1, min(num_steps, target) + 1) if num_steps % d == 0)
+    return best if best >= 8 else None
+
+
+def computed_steps(valid: jax.Array, auto_reset: bool) -> jax.Array:
+    """Steps per env a window of ``valid`` [T, N] computed: T for a fixed window; for an
+    episodic one, every block that began with an env (of any run) still in its episode."""
+    num_steps = valid.shape[0]
+    block = None if auto_reset else block_size(num_steps)
+    if block is None:
+        return jnp.int32(num_steps)
+    started = any_run(jnp.any(valid[::block], axis=1))
+    return block * jnp.sum(started, dtype=jnp.int32)
 
 
 class EnvCarry(NamedTuple):
@@ -55,10 +102,22 @@ class Transition(NamedTuple):
 
 def sample_action(key: jax.Array, dist_params: Any, discrete: bool) -> jax.Array:
     """Sample from the policy output: logits [..., A] or (mean, log_std) [..., D]."""
+    return action_from_noise(dist_params, action_noise(key, dist_params, discrete), discrete)
+
+
+def action_noise(key: jax.Array, dist_params: Any, discrete: bool) -> jax.Array:
+    """The random numbers ``sample_action(key, dist_params, ...)`` uses; ``dist_params``
+    may be ``ShapeDtypeStruct`` s (only shapes and dtypes are read)."""
     if discrete:
-        return D.sample_categorical(key, dist_params)
+        return D.categorical_noise(key, dist_params)
+    return D.normal_noise(key, dist_params[0])
+
+
+def action_from_noise(dist_params: Any, noise: jax.Array, discrete: bool) -> jax.Array:
+    if discrete:
+        return D.categorical_from_noise(dist_params, noise)
     mean, log_std = dist_params
-    return D.sample_normal(key, mean, log_std)
+    return D.normal_from_noise(mean, log_std, noise)
 
 
 def env_keys(key: jax.Array, num_envs: int, group_size: int = 1) -> jax.Array:
@@ -82,21 +141,43 @@ def _stock_step(env: Any) -> bool:
     return getattr(type(env), "step", None) is Environment.step
 
 
-def _step_no_reset(env: Any) -> Callable:
-    """gymnax's ``Environment.step`` without its auto-reset. Episodic mode masks every step
-    after an episode's end, so the reset gymnax computes at every step (a fresh random
-    state, then a select over the whole state) is thrown away; skipping it saves about a
-    sixth of an episodic CartPole update. Up to the end of each episode it returns what
-    ``step`` returns (the same key split, ``step_env``, ``is_truncated``, the same info
-    keys); after it, the unreset state that the mask hides. A test compares the two."""
-    def step(key, state, action, params):
-        key_step, _ = jax.random.split(key)
-        obs, state, reward, terminated, info = env.step_env(key_step, state, action, params)
-        truncated = env.is_truncated(state, params)
-        info = {**info, "terminated": terminated, "truncated": truncated,
-                "final_observation": obs}
-        return obs, state, reward, terminated, truncated, info
-    return step
+def _drawn_step(env: Any, key_step: jax.Array, state: Any, action: jax.Array, params: Any,
+                reset: tuple | None):
+    """gymnax's ``Environment.step`` for one env, its random numbers drawn beforehand:
+    ``key_step`` is the first half of the step key's split and ``reset`` the
+    ``reset_env`` of the second half. ``reset`` None: no auto-reset (episodic mode masks
+    every step after an episode's end, so the reset would be thrown away; skipping it
+    saves about a sixth of an episodic CartPole update). Up to an episode's end this
+    returns what ``step`` returns; after it, the unreset state that the mask hides. A
+    test compares the two."""
+    obs, state, reward, terminated, info = env.step_env(key_step, state, action, params)
+    truncated = env.is_truncated(state, params)
+    info = {**info, "terminated": terminated, "truncated": truncated,
+            "final_observation": obs}
+    if reset is not None:
+        done = jnp.logical_or(terminated, truncated)
+        pick = lambda fresh, stepped: jax.lax.select(done, fresh, stepped)  # noqa: E731
+        obs, state = jax.tree.map(pick, reset, (obs, state))
+    return obs, state, reward, terminated, truncated, info
+
+
+def _window_env(env: Any, env_params: Any, keys: jax.Array, auto_reset: bool):
+    """The env side of a window: per-step inputs [T, N, ...] from the env keys [T, N],
+    and ``step(x_t, state, action)`` for one env. For gymnax's own ``step`` every random
+    number it would draw (its key split and the reset state) is drawn here for the whole
+    window at once: the same values, in a few large ops instead of many small ones per
+    step. Any other ``step`` (a wrapper, an override) is called as it is."""
+    if not _stock_step(env):
+        return keys, lambda key, state, action: env.step(key, state, action, env_params)
+    halves = jax.vmap(jax.vmap(jax.random.split))(keys)
+    key_step, key_reset = halves[..., 0], halves[..., 1]
+    if not auto_reset:
+        return key_step, lambda key, state, action: _drawn_step(env, key, state, action,
+                                                                env_params, None)
+    resets = jax.vmap(jax.vmap(env.reset_env, in_axes=(0, None)), in_axes=(0, None))(
+        key_reset, env_params)
+    return (key_step, resets), lambda x, state, action: _drawn_step(env, x[0], state, action,
+                                                                    env_params, x[1])
 
 
 def rollout(
@@ -127,19 +208,29 @@ def rollout(
       ``(carry, transitions)`` with transitions [T, N, ...].
     """
     num_envs = carry.alive.shape[0]
-    step_fn = jax.vmap(env.step if auto_reset or not _stock_step(env) else _step_no_reset(env),
-                       in_axes=(0, 0, 0, None))
+    # Every random number of the window, drawn before it in a few batched calls: the
+    # values a step-by-step draw gives, without a Threefry loop inside every step.
+    keys = jax.random.split(key, num_steps)
+    split = jax.vmap(jax.random.split)(keys)
+    key_action, key_env = split[:, 0], split[:, 1]
+    if carry.memory is None:
+        dist = jax.eval_shape(policy_fn, carry.obs)
+    else:
+        dist = jax.eval_shape(policy_fn, carry.obs, carry.memory)[0]
+    noise = jax.vmap(lambda k: action_noise(k, dist, discrete))(key_action)
+    env_in, env_step = _window_env(
+        env, env_params, jax.vmap(lambda k: env_keys(k, num_envs, group_size))(key_env),
+        auto_reset)
+    step_fn = jax.vmap(env_step)
 
-    def one_step(c: EnvCarry, key_t: jax.Array):
-        key_action, key_env = jax.random.split(key_t)
+    def one_step(c: EnvCarry, x):
+        noise_t, env_t = x
         if c.memory is None:
             dist_params, memory = policy_fn(c.obs), None
         else:
             dist_params, memory = policy_fn(c.obs, c.memory)
-        action = sample_action(key_action, dist_params, discrete)
-        keys_env = env_keys(key_env, num_envs, group_size)
-        obs, state, reward, terminated, truncated, info = step_fn(keys_env, c.state, action,
-                                                                  env_params)
+        action = action_from_noise(dist_params, noise_t, discrete)
+        obs, state, reward, terminated, truncated, info = step_fn(env_t, c.state, action)
         # the observation reached, before an auto-reset replaced it
         next_obs = info.get("final_observation", obs) if isinstance(info, dict) else obs
         valid = jnp.ones_like(c.alive) if auto_reset else c.alive
@@ -163,7 +254,12 @@ def rollout(
         )
         return new, transition
 
-    carry, traj = jax.lax.scan(one_step, carry, jax.random.split(key, num_steps))
+    xs = (noise, env_in)
+    block = None if auto_reset else block_size(num_steps)
+    if block is None:
+        carry, traj = jax.lax.scan(one_step, carry, xs)
+    else:
+        carry, traj = _scan_while_alive(one_step, carry, xs, block)
     if not auto_reset:
         # Episodes still running when the window closes are cut there: a truncation.
         cut = carry.alive
@@ -174,4 +270,31 @@ def rollout(
             episode_length=traj.episode_length.at[-1].set(
                 jnp.where(cut, carry.step, traj.episode_length[-1])),
         )
+    return carry, traj
+
+
+def _scan_while_alive(one_step: Callable, carry: EnvCarry, xs: Any, block: int
+                      ) -> tuple[EnvCarry, Transition]:
+    """``lax.scan(one_step, carry, xs)`` for an episodic window, run ``block`` steps at
+    a time and stopped once no env (of any run) is in its episode. Each step gets the
+    inputs it gets in the plain scan, so every valid step is the same; the steps not
+    computed are zeros."""
+    num_steps = jax.tree.leaves(xs)[0].shape[0]
+    out = jax.eval_shape(lambda c, x: one_step(c, x)[1], carry,
+                         jax.tree.map(lambda x: x[0], xs))
+    traj = jax.tree.map(lambda x: jnp.zeros((num_steps, *x.shape), x.dtype), out)
+
+    def more(loop):
+        start, c, _ = loop
+        return (start < num_steps) & any_run(jnp.any(c.alive))
+
+    def run_block(loop):
+        start, c, traj = loop
+        c, part = jax.lax.scan(one_step, c, jax.tree.map(
+            lambda x: jax.lax.dynamic_slice_in_dim(x, start, block), xs))
+        traj = jax.tree.map(lambda whole, x: jax.lax.dynamic_update_slice_in_dim(
+            whole, x, start, 0), traj, part)
+        return start + block, c, traj
+
+    _, carry, traj = jax.lax.while_loop(more, run_block, (jnp.int32(0), carry, traj))
     return carry, traj

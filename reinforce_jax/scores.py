@@ -34,6 +34,12 @@ PUBLISHED: dict[str, tuple[float, str]] = {
     "BernoulliBandit-misc": (90, f"ES, LSTM; {_G}"),
     "GaussianBandit-misc": (0, f"ES, LSTM; {_G}"),
 }
+# env -> the return at which the task counts as solved: gymnasium's reward_threshold for
+# these envs (their registration); --until-solved uses it unless given --solved-return
+SOLVED_RETURN: dict[str, float] = {
+    "CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0,
+    "MountainCarContinuous-v0": 90.0,
+}
 # env -> mean return of uniformly random actions over 1024 episodes (seed 0), measured
 # by benchmarks.env_table (benchmarks/results/envs/)
 RANDOM: dict[str, float] = {

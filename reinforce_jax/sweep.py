@@ -534,8 +534,9 @@ class SweepDir:
                 for r, (p, s) in enumerate(zip(data["point"], data["seed"])):
                     j = seed_pos[int(s)]
                     for k in METRIC_NAMES:
-                        row = data[f"metric/{k}"][r]
-                        metrics[k][p, j, :len(row)] = row
+                        if f"metric/{k}" in data:  # a metric added since stays NaN
+                            row = data[f"metric/{k}"][r]
+                            metrics[k][p, j, :len(row)] = row
                     diverged_at[p, j] = data["diverged_at"][r]
                     finished[p, j] = True
         msgs = []

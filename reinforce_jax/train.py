@@ -22,7 +22,8 @@ from reinforce_jax.envs import EnvSpec, make_env
 from reinforce_jax.losses import reinforce_objective
 from reinforce_jax.optim import clip_by_global_norm_torch, make_optimizer, set_learning_rate
 from reinforce_jax.policies import DiscretePolicy, GaussianPolicy
-from reinforce_jax.rollout import EnvCarry, Transition, reset_envs, rollout
+from reinforce_jax.rollout import (EnvCarry, Transition, any_run, computed_steps, reset_envs,
+                                   rollout)
 
 FIXED_DEFAULT_HORIZON = 128
 
@@ -51,8 +52,10 @@ class Batch(NamedTuple):
     key: jax.Array  # the seed's key for the next update
 
 
-METRIC_NAMES = ("episode_return", "episode_length", "episodes", "env_steps", "loss",
-                "pg_loss", "value_loss", "entropy", "grad_norm")
+METRIC_NAMES = ("episode_return", "episode_length", "episodes", "env_steps", "computed_steps",
+                "loss", "pg_loss", "value_loss", "entropy", "grad_norm")
+"""Per-update metrics. ``env_steps`` counts the steps inside episodes (what learning
+sees); ``computed_steps`` every env step computed, padding included."""
 
 
 def make_policy(config: TrainConfig, spec: EnvSpec):
@@ -231,6 +234,8 @@ class Trainer:
         metrics = {
             "episode_return": ep_return, "episode_length": ep_length,
             "episodes": episodes, "env_steps": jnp.sum(traj.valid),
+            "computed_steps": traj.valid.shape[1] * computed_steps(
+                traj.valid, cfg.rollout == "fixed"),
             "loss": loss, "grad_norm": grad_norm, **aux,
         }
         new_state = RunnerState(params, opt_state, batch.env, batch.key,
@@ -308,7 +313,9 @@ class Trainer:
         The batch is cut along time into slices of about ``grad_chunk_rows`` rows whose
         summed losses and gradients are accumulated under ``lax.scan``: a slice's
         activations stay in cache instead of streaming [T*N, width] arrays through
-        memory. Sums become means by dividing once by the valid count at the end.
+        memory. A slice with no term in the loss (after every episode of every run ended)
+        is skipped: it would add exact zeros. Sums become means by dividing once by the
+        valid count at the end.
         """
         cfg = self.config
 
@@ -338,11 +345,18 @@ class Trainer:
                 x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
                 return x.reshape(chunks, steps, *x.shape[1:])
 
-            def body(acc, chunk):
-                return jax.tree.map(jnp.add, acc, grad_fn(params, chunk)), None
-
             zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(
                 grad_fn, params, jax.tree.map(lambda x: x[:steps], batch)))
+
+            def add(acc, chunk):
+                return jax.tree.map(jnp.add, acc, grad_fn(params, chunk))
+
+            def body(acc, chunk):
+                if cfg.rollout == "fixed":  # every slice has valid steps
+                    return add(acc, chunk), None
+                counts = any_run(jnp.any(chunk[3]))  # chunk[3]: its mask
+                return jax.lax.cond(counts, add, lambda acc, _: acc, acc, chunk), None
+
             out, _ = jax.lax.scan(body, zero, jax.tree.map(cut, batch))
         if cfg.reduction == "mean":
             scale = 1.0 / jnp.maximum(jnp.sum(mask), 1).astype(jnp.result_type(float))

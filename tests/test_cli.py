@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reinforce_jax.cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE, main
+from reinforce_jax.cli import (EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL, EXIT_UNSOLVED, EXIT_USAGE,
+                               main)
 
 TINY_ARGS = ["--num-envs", "4", "--num-updates", "4", "--horizon", "16", "--hidden-sizes", "8",
              "--chunk-updates", "2", "--no-progress"]
@@ -54,6 +55,39 @@ def test_prints_table_and_throughput(run_dir, capsys, tmp_path):
     assert "env steps/s" in out and "compile" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("reinforce-jax: done: 2 of 2 seeds trained 4 updates"), last
+
+
+SOLVE_ARGS = ["--num-envs", "4", "--num-updates", "40", "--hidden-sizes", "8",
+              "--no-progress", "--until-solved"]
+
+
+def test_until_solved_stops_once_every_seed_is_solved(tmp_path, capsys):
+    # a random CartPole policy already averages about 22: every seed is "solved" at 15
+    # as soon as it has 10 updates, so the run stops at the first check after update 10
+    out = tmp_path / "r"
+    assert main(["train", "--seeds", "3", "--out", str(out), *SOLVE_ARGS,
+                 "--solved-return", "15"]) == EXIT_OK
+    summary = json.loads((out / "summary.json").read_text())
+    curves = np.load(out / "metrics.npz")["episode_return"]
+    assert summary["updates_done"] == curves.shape[1] == 10  # chunks of 5 updates; 40 allowed
+    solved = summary["solved"]
+    assert solved["seeds_solved"] == 3 and solved["solved_at_update"] == [10, 10, 10]
+    assert (curves.mean(axis=1) >= 15).all()
+    steps = np.load(out / "metrics.npz")["env_steps"]
+    assert solved["env_steps_to_solve"] == steps.sum(axis=1).tolist()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "done: 3 of 3 seeds solved" in last and "in 10 updates" in last, last
+
+
+def test_until_solved_that_runs_out_exits_6(tmp_path, capsys):
+    out = tmp_path / "r"
+    code = main(["train", "--seeds", "2", "--out", str(out), *SOLVE_ARGS, "--num-updates", "10",
+                 "--solved-return", "500"])
+    assert code == EXIT_UNSOLVED
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates_done"] == 10 and summary["solved"]["seeds_solved"] == 0
+    assert summary["solved"]["env_steps_to_solve"] == [None, None]
+    assert "not solved: 0 of 2 seeds solved" in capsys.readouterr().err
 
 
 def test_every_seed_diverged_exits_3(tmp_path, capsys):
@@ -193,6 +227,9 @@ def _one_error_line(capsys) -> str:
     (["train", "--resume", "--overwrite", "--out", "DIR"], "--resume and --overwrite together"),
     (["train", "--baseline", "group", "--group-size", "5"], "group_size=5 with num_envs=48"),
     (["train", "--resume"], "--resume needs --out"),
+    (["train", "--env", "Catch-bsuite", "--until-solved"], "needs --solved-return"),
+    (["train", "--solved-return", "10"], "without --until-solved"),
+    (["train", "--until-solved", "--solved-return", "nan"], "solved_return=nan; allowed"),
 ])
 def test_each_class_of_bad_input_is_one_line_and_exit_2(argv, expected, tmp_path, capsys,
                                                        monkeypatch):

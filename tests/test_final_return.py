@@ -29,3 +29,28 @@ def test_the_band_is_drawn_behind_the_mean_and_only_over_several_runs():
     mean_with_band(ax, np.arange(3), curves[:1])
     assert len(ax.collections) == 1  # no band for one run
     plt.close(fig)
+
+
+def test_solved_stop_uses_the_final_return_window_and_ignores_diverged_runs():
+    from reinforce_jax.driver import BatchOutcome, Runs, SolvedStop
+
+    returns = np.zeros((3, 15))
+    returns[0, 5:] = 100.0  # its last-10 mean reaches 50 at update 10 (5 x 100 / 10)
+    returns[1, :] = 49.0  # never 50
+    returns[2, 3:] = np.nan  # diverged at update 3
+    def metrics(returns):
+        return {"episode_return": returns, "loss": np.zeros_like(returns)}
+
+    outcome = BatchOutcome(None, metrics(returns), np.array([-1, -1, 3]), 0.0)
+    stop = SolvedStop(50.0)
+    stop.start(Runs("train", [0, 1, 2], 40, ["seed 0", "seed 1", "seed 2"]),
+               BatchOutcome(None, metrics(returns[:, :0]), outcome.diverged_at, 0.0))
+    stop(outcome, 15)
+    assert stop.solved_at.tolist() == [10, -1, -1] and outcome.stopped is None
+    returns = np.concatenate([returns, np.full((3, 5), 60.0)], axis=1)
+    returns[2, 15:] = np.nan
+    outcome.metrics = metrics(returns)
+    stop(outcome, 20)
+    # seed 1: updates 7..16 average (9 x 49 + 60) / 10 = 50.1, the first window >= 50
+    assert stop.solved_at.tolist() == [10, 16, -1]
+    assert outcome.stopped is not None and "reached 50" in outcome.stopped

@@ -228,6 +228,33 @@ def test_chunked_gradient_equals_whole_batch_gradient(tiny_config, overrides):
         np.testing.assert_allclose(a_m[name], b_m[name], rtol=1e-5, atol=1e-6)
 
 
+def test_vmapped_runs_slice_and_stop_together_with_the_same_gradient(tiny_config):
+    """Under the driver's ``vmap(..., axis_name=RUN_AXIS)`` the learner's time slices hold
+    about ``grad_chunk_rows`` rows of all runs together, a slice with no valid row in any
+    run is skipped, and an episodic window stops once every run's episodes have ended.
+    Each run's update must still equal its own whole-batch update, up to round-off."""
+    from reinforce_jax.rollout import RUN_AXIS
+
+    cfg = tiny_config.replace(horizon=200)  # 4 envs; episodes end long before step 200
+    whole = Trainer(cfg.replace(grad_chunk_rows=0))
+    chunked = Trainer(cfg.replace(grad_chunk_rows=3 * 4 * 5))  # 3 runs: 5 steps a slice
+    keys = seed_keys([0, 1, 2])
+    hp = whole.config.hyperparams
+    state = jax.vmap(whole.init)(keys)
+    state, _ = jax.jit(jax.vmap(lambda s: whole.run_updates(s, hp, 2)))(state)
+    a_state, a_m = jax.jit(jax.vmap(lambda s: whole.update(s, hp)))(state)
+    b_state, b_m = jax.jit(jax.vmap(lambda s: chunked.update(s, hp), axis_name=RUN_AXIS))(
+        state)
+    for a, b in zip(jax.tree.leaves(a_state.params), jax.tree.leaves(b_state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in ("episode_return", "env_steps", "loss", "entropy", "grad_norm"):
+        np.testing.assert_allclose(a_m[name], b_m[name], rtol=1e-5, atol=1e-6)
+    # the window stopped early, in blocks of 25 steps (200 = 8 x 25), at one step for all
+    computed = np.asarray(b_m["computed_steps"]) // 4
+    assert computed[0] == computed[1] == computed[2] < 200 and computed[0] % 25 == 0, computed
+    assert (np.asarray(b_m["env_steps"]) <= computed * 4).all()
+
+
 def test_sgd_takes_a_plain_gradient_step(tiny_config):
     cfg = tiny_config.replace(optimizer="sgd", anneal_lr=False, max_grad_norm=float("inf"),
                               learning_rate=0.1)
