@@ -41,7 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "time_to_solve.json"
 # name -> extra `reinforce-jax train` options (the CartPole defaults otherwise)
 OURS: dict[str, list[str]] = {
     "defaults (48 envs, lr 5e-3)": [],
-    "16 envs, lr 1e-2": ["--num-envs", "16", "--learning-rate", "1e-2"],
+    "32 envs, lr 1e-2": ["--num-envs", "32", "--learning-rate", "1e-2"],
 }
 PLAIN_ENVS = 48  # the plain script at our default shape
 
