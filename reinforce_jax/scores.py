@@ -62,6 +62,7 @@ RANDOM: dict[str, float] = {
     'MountainCarContinuous-v0': -33.1849,
     'Pendulum-v1': -1200.32,
     'PointRobot-misc': 0.208008,
+    'Pong-misc': 85.8818,
     'Reacher-misc': 15.946,
     'Seaquest-MinAtar': 0.115234,
     'SimpleBandit-bsuite': 0.50293,
