@@ -9,8 +9,10 @@ Two episode-boundary modes (see README, "Episode boundaries"):
   updates; an episode may straddle windows.
 
 Both step the env through its public ``step``, so a gymnax wrapper (or any override of
-``step``) takes effect. The one shortcut: in episodic mode, an env whose ``step`` is
-gymnax's own is stepped without the auto-reset that the mask would discard anyway.
+``step``) takes effect. For an env whose ``step`` is gymnax's own, the random numbers
+that ``step`` draws (its key split, the auto-reset state) are drawn for the whole window
+before it, the same values in a few batched calls, and episodic mode skips the
+auto-reset that the mask would discard anyway.
 
 ``terminated`` (a terminal state, value 0) and ``truncated`` (a time limit, the state
 still has value) are kept apart throughout.
