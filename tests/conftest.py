@@ -1,8 +1,14 @@
 """Shared fixtures: tiny configs so each test module compiles once and runs fast."""
 
+import os
+
 import pytest
 
 from reinforce_jax import TrainConfig
+
+# the CLI's persistent compilation cache stays off in tests (and their child processes):
+# nothing is written to ~/.cache, and every test compiles what it runs
+os.environ.setdefault("REINFORCE_JAX_COMPILE_CACHE", "off")
 
 TINY = dict(env="CartPole-v1", num_envs=4, num_updates=3, horizon=24, hidden_sizes=(8,))
 

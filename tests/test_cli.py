@@ -1,6 +1,7 @@
 """A tiny end-to-end CLI run, the CLI's refusals, and its exit codes."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -88,6 +89,23 @@ def test_until_solved_that_runs_out_exits_6(tmp_path, capsys):
     assert summary["updates_done"] == 10 and summary["solved"]["seeds_solved"] == 0
     assert summary["solved"]["env_steps_to_solve"] == [None, None]
     assert "not solved: 0 of 2 seeds solved" in capsys.readouterr().err
+
+
+def test_the_compile_cache_keeps_programs_and_changes_no_result(tmp_path):
+    """Two identical commands in fresh processes with the cache in tmp_path: the first
+    writes compiled programs there, the second trains bit-identically (from them)."""
+    cache = tmp_path / "xla"
+    env = {**os.environ, "REINFORCE_JAX_COMPILE_CACHE": str(cache)}
+    curves = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        subprocess.run([sys.executable, "-m", "reinforce_jax", "train", "--seeds", "2", "--out",
+                        str(out), *TINY_ARGS], env=env, check=True, capture_output=True)
+        if run == "a":
+            assert any(cache.glob("jit_run_updates-*")), sorted(p.name for p in cache.iterdir())
+        curves.append(np.load(out / "metrics.npz"))
+    for name in ("episode_return", "loss", "grad_norm"):
+        np.testing.assert_array_equal(curves[0][name], curves[1][name], err_msg=name)
 
 
 def test_every_seed_diverged_exits_3(tmp_path, capsys):
