@@ -632,6 +632,10 @@ def use_compile_cache() -> str | None:
                                                   / "xla"))
     if where.strip().lower() in ("", "0", "off", "none", "false"):
         return None
+    try:
+        Path(where).mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile every time, as without the cache
+        return None
     import jax
 
     jax.config.update("jax_compilation_cache_dir", where)
