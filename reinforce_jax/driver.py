@@ -22,8 +22,8 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from reinforce_jax.checkpoint import load_state, save_state
 from reinforce_jax.config import HyperParams, TrainConfig
-from reinforce_jax.stats import FINAL_WINDOW, final_return
 from reinforce_jax.rollout import RUN_AXIS
+from reinforce_jax.stats import FINAL_WINDOW, final_return
 from reinforce_jax.train import METRIC_NAMES, Trainer
 
 
